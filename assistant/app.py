@@ -1,0 +1,189 @@
+"""The composition root: builds the real engines and devices from config and runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from assistant.audio.clock import SampleClock
+from assistant.config import Config
+from assistant.core.assistant import Assistant, LoopSettings
+from assistant.core.conversation import Turn, TurnSettings
+from assistant.core.endpointing import EndpointSettings
+from assistant.core.history import History
+from assistant.core.ports import Audio, Microphone, Speaker
+from assistant.events import EventBus, JsonLinesWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Engines:
+    """Every model, loaded once at start-up and shared (also by the realtime server)."""
+
+    wake: Any
+    vad: Any
+    stt: Any
+    llm: Any
+    tts: Any
+
+
+def load_engines(config: Config, *, warm: bool = True) -> Engines:
+    """Load (and warm) every model; raises ModelError naming a missing file."""
+    from assistant.engines.llm import OllamaChat
+    from assistant.engines.stt import load_stt
+    from assistant.engines.tts import load_tts
+    from assistant.engines.vad import load_vad
+    from assistant.engines.wake import load_wake
+
+    models = config.models_path
+    engines = Engines(
+        wake=load_wake(config.wake, models),
+        vad=load_vad(config.vad, models),
+        stt=load_stt(config.stt, models),
+        llm=OllamaChat(
+            host=config.llm.host,
+            model=config.llm.model,
+            options=dict(config.llm.options),
+            keep_alive=config.llm.keep_alive,
+            timeout_s=config.llm.timeout_s,
+        ),
+        tts=load_tts(config.tts, models),
+    )
+    if warm:
+        engines.stt.warm()
+        engines.tts.warm()
+    return engines
+
+
+def endpoint_settings(config: Config) -> EndpointSettings:
+    vad = config.vad
+    return EndpointSettings(
+        threshold=vad.threshold,
+        silence_s=vad.silence_ms / 1000,
+        complete_silence_s=None if vad.complete_silence_ms is None else vad.complete_silence_ms / 1000,
+        trailing_silence_s=None if vad.trailing_silence_ms is None else vad.trailing_silence_ms / 1000,
+        min_speech_s=vad.min_speech_ms / 1000,
+        no_speech_timeout_s=vad.no_speech_timeout_s,
+        max_utterance_s=vad.max_utterance_s,
+    )
+
+
+@dataclass
+class Runtime:
+    """A built assistant with the resources it owns."""
+
+    assistant: Assistant
+    bus: EventBus
+    clock: SampleClock
+    engines: Engines
+    mic: Microphone
+    speaker: Speaker
+
+
+@contextmanager
+def build(
+    config: Config,
+    *,
+    input_wav: Path | None = None,
+    output_wav: Path | None = None,
+    fast: bool = False,
+    events: IO[str] | None = None,
+    engines: Engines | None = None,
+    sounds: dict[str, Audio] | None = None,
+) -> Iterator[Runtime]:
+    """Build the assistant on real engines and devices (or WAV files)."""
+    with ExitStack() as stack:
+        bus = EventBus()
+        if events is not None:
+            bus.subscribe(JsonLinesWriter(events))
+        engines = engines or load_engines(config)
+        clock = SampleClock()
+        mic, speaker = open_audio(config, clock, input_wav, output_wav, fast, stack)
+        audio_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="audio"))
+        compute_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="compute"))
+        history = History(config.llm.system_prompt, config.conversation.max_turns, config.conversation.forget_after_s)
+        turn = Turn(
+            stt=engines.stt,
+            llm=engines.llm,
+            tts=engines.tts,
+            speaker=speaker,
+            clock=clock,
+            bus=bus,
+            history=history,
+            settings=TurnSettings(config.llm.model, config.conversation.apology, config.tts.first_chunk_min_chars),
+            executor=compute_pool,
+        )
+        assistant = Assistant(
+            mic=mic,
+            speaker=speaker,
+            clock=clock,
+            wake=engines.wake,
+            vad=engines.vad,
+            turn=turn,
+            bus=bus,
+            settings=LoopSettings(
+                endpoint=endpoint_settings(config),
+                preroll_s=config.wake.preroll_ms / 1000,
+                follow_up_s=config.conversation.follow_up_s,
+                warm_on_wake=config.llm.warm_on_wake,
+                speculative_stt=config.vad.complete_silence_ms is not None,
+            ),
+            audio_executor=audio_pool,
+            sounds=sounds,
+        )
+        yield Runtime(assistant, bus, clock, engines, mic, speaker)
+
+
+def open_audio(
+    config: Config,
+    clock: SampleClock,
+    input_wav: Path | None,
+    output_wav: Path | None,
+    fast: bool,
+    stack: ExitStack,
+) -> tuple[Microphone, Speaker]:
+    """The microphone and speaker: WAV files where given, else pyaudio devices."""
+    from assistant.audio.wav import WavMicrophone, WavSpeaker
+
+    mic: Microphone
+    speaker: Speaker
+    if input_wav is not None:
+        mic = WavMicrophone(input_wav, clock, realtime=not fast)
+    else:
+        from assistant.audio.devices import PyAudioMicrophone
+
+        real_mic = PyAudioMicrophone(config.audio.input_device, config.audio.input_rate, clock)
+        stack.callback(real_mic.close)
+        mic = real_mic
+    if output_wav is not None:
+        wav_speaker = WavSpeaker(
+            output_wav, clock, rate=config.audio.output_rate or 16000, block_ms=config.audio.output_block_ms
+        )
+        stack.callback(wav_speaker.close)
+        speaker = wav_speaker
+    else:
+        from assistant.audio.devices import PyAudioSpeaker
+
+        real_speaker = PyAudioSpeaker(
+            config.audio.output_device, config.audio.output_rate, clock, block_ms=config.audio.output_block_ms
+        )
+        stack.callback(real_speaker.close)
+        speaker = real_speaker
+    return mic, speaker
+
+
+async def serve_forever(runtime: Runtime, extra: list[Callable[[], Any]] | None = None) -> None:
+    """Run the assistant loop (and any extra coroutines) until the input ends."""
+    async with asyncio.TaskGroup() as group:
+        main = group.create_task(runtime.assistant.run(), name="assistant")
+        others = [group.create_task(factory(), name=getattr(factory, "__name__", "extra")) for factory in extra or []]
+        await main
+        for task in others:
+            task.cancel()

@@ -1,0 +1,276 @@
+"""Configuration: YAML files and `--set` overrides, validated once into frozen objects.
+
+Every error names the key path, the bad value and what is allowed.  The
+documented defaults live in `config/default.yaml`; the models here carry the
+same defaults so that a partial file is enough.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from assistant.core.errors import ConfigError
+
+Accelerator = Literal["auto", "cpu", "cuda"]
+
+
+class Section(BaseModel):
+    """Base of every config section: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AudioConfig(Section):
+    input_device: str | None = None
+    output_device: str | None = None
+    input_rate: int | None = Field(default=None, ge=8000, le=192000)
+    output_rate: int | None = Field(default=None, ge=8000, le=192000)
+    output_block_ms: int = Field(default=40, ge=10, le=50)
+    queue_blocks: int = Field(default=25, ge=2, le=1000)
+
+
+class WakeConfig(Section):
+    models: tuple[str, ...] = ("hey_jarvis",)
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    refractory_s: float = Field(default=2.0, ge=0.0, le=60.0)
+    preroll_ms: int = Field(default=500, ge=0, le=3000)
+    melspectrogram_model: str | None = None
+    embedding_model: str | None = None
+    threads: int = Field(default=1, ge=1, le=64)
+    accelerator: Accelerator = "cpu"
+
+    @field_validator("models")
+    @classmethod
+    def _at_least_one(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one wake-word model is required")
+        return value
+
+
+class VadConfig(Section):
+    model: str = "silero_vad"
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    silence_ms: int = Field(default=700, ge=100, le=10000)
+    complete_silence_ms: int | None = Field(default=None, ge=100, le=10000)
+    trailing_silence_ms: int | None = Field(default=None, ge=100, le=10000)
+    min_speech_ms: int = Field(default=150, ge=0, le=5000)
+    no_speech_timeout_s: float = Field(default=5.0, gt=0.0, le=120.0)
+    max_utterance_s: float = Field(default=15.0, gt=0.5, le=120.0)
+    threads: int = Field(default=1, ge=1, le=64)
+
+
+class SttConfig(Section):
+    model: str = "base.en"
+    language: str = "en"
+    threads: int = Field(default=2, ge=1, le=64)
+    min_audio_ctx: int = Field(default=128, ge=32, le=1500)
+    accelerator: Accelerator = "auto"
+    streaming: bool = False
+
+
+class LlmConfig(Section):
+    host: str = "http://127.0.0.1:11434"
+    model: str = "llama3.2:1b"
+    system_prompt: str = (
+        "You are a helpful voice assistant on a small speaker. Answer in one to "
+        "three short spoken sentences. No lists, no markdown, no emoji."
+    )
+    options: dict[str, Any] = Field(default_factory=dict)
+    keep_alive: str | int = "30m"
+    timeout_s: float = Field(default=30.0, gt=0.0, le=600.0)
+    warm_on_wake: bool = True
+
+
+class TtsConfig(Section):
+    voice: str = "en_US-lessac-medium"
+    speaker_id: int | None = Field(default=None, ge=0)
+    speed: float = Field(default=1.0, ge=0.25, le=4.0)
+    first_chunk_min_chars: int = Field(default=24, ge=0, le=400)
+    threads: int = Field(default=1, ge=1, le=64)
+    accelerator: Accelerator = "auto"
+
+
+class ConversationConfig(Section):
+    follow_up_s: float = Field(default=0.0, ge=0.0, le=60.0)
+    max_turns: int = Field(default=6, ge=0, le=100)
+    forget_after_s: float = Field(default=300.0, ge=0.0)
+    apology: str = "Sorry, I couldn't get an answer just now."
+    wake_chime: bool = False
+
+
+class LedsConfig(Section):
+    kind: Literal["none", "per_state", "pwm", "rgb", "apa102"] = "none"
+    pins: dict[str, int] = Field(default_factory=dict)
+    colors: dict[str, tuple[float, float, float]] = Field(default_factory=dict)
+    brightness: float = Field(default=0.5, ge=0.0, le=1.0)
+    pixels: int = Field(default=3, ge=1, le=64)
+
+
+class ButtonConfig(Section):
+    pin: int | None = Field(default=None, ge=0, le=64)
+    pull_up: bool = True
+    bounce_ms: int = Field(default=50, ge=0, le=1000)
+
+
+class SoundsConfig(Section):
+    wake: bool = False
+    end_of_listening: bool = False
+    error: bool = True
+    mute_on: bool = True
+    mute_off: bool = True
+    volume: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class ServerConfig(Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+    token: str | None = None
+    max_sessions: int = Field(default=4, ge=1, le=1000)
+    max_message_bytes: int = Field(default=1_048_576, ge=1024)
+    max_buffer_s: float = Field(default=60.0, gt=0.0, le=3600.0)
+
+
+class Config(Section):
+    models_dir: str = Field(
+        default_factory=lambda: os.environ.get(
+            "ASSISTANT_MODELS_DIR", "~/.local/share/assistant/models"
+        )
+    )
+    state_dir: str = Field(
+        default_factory=lambda: os.environ.get(
+            "STATE_DIRECTORY", "~/.local/state/assistant"
+        )
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    audio: AudioConfig = AudioConfig()
+    wake: WakeConfig = WakeConfig()
+    vad: VadConfig = VadConfig()
+    stt: SttConfig = SttConfig()
+    llm: LlmConfig = LlmConfig()
+    tts: TtsConfig = TtsConfig()
+    conversation: ConversationConfig = ConversationConfig()
+    leds: LedsConfig = LedsConfig()
+    button: ButtonConfig = ButtonConfig()
+    sounds: SoundsConfig = SoundsConfig()
+    server: ServerConfig = ServerConfig()
+
+    @property
+    def models_path(self) -> Path:
+        return Path(self.models_dir).expanduser()
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state_dir).expanduser()
+
+
+def merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge `override` into a copy of `base` (mappings merge, the rest replaces)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """Read one YAML config file into a mapping."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"config file {path}{where} is not valid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {path} must hold a mapping of sections, not {type(data).__name__}"
+        )
+    return data
+
+
+def parse_override(item: str) -> dict[str, Any]:
+    """Turn `a.b.c=VALUE` into `{"a": {"b": {"c": VALUE}}}`, VALUE read as YAML."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. llm.model=qwen2.5:1.5b")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    nested: dict[str, Any] = {}
+    cursor = nested
+    parts = key.split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return nested
+
+
+def _allowed_keys(loc: Sequence[int | str]) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def describe(error: ValidationError, source: str) -> str:
+    """One readable message per problem: key path, bad value, what is allowed."""
+    lines = []
+    for problem in error.errors():
+        loc = list(problem["loc"])
+        path = ".".join(str(part) for part in loc)
+        if problem["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(loc))
+            lines.append(f"{path}: unknown key (allowed here: {allowed})")
+            continue
+        value = problem.get("input")
+        message = problem["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        lines.append(f"{path} = {value!r}: {message}")
+    head = f"invalid configuration ({source}):"
+    return "\n".join([head, *("  " + line for line in lines)])
+
+
+def load(
+    files: Iterable[Path | str] = (),
+    overrides: Iterable[str] = (),
+    *,
+    base: Mapping[str, Any] | None = None,
+) -> Config:
+    """Merge files in order, then `--set` overrides, and validate once."""
+    data: dict[str, Any] = dict(base or {})
+    sources = []
+    for file in files:
+        path = Path(file)
+        data = merge(data, read_file(path))
+        sources.append(str(path))
+    for item in overrides:
+        data = merge(data, parse_override(item))
+        sources.append(f"--set {item}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe(exc, ", ".join(sources) or "defaults")) from None

@@ -1,0 +1,325 @@
+"""The state machine driver: wake → listen → think → speak, on one event loop.
+
+Every microphone block passes through `_on_block` in order; wake-word and VAD
+inference run on a dedicated worker thread so the loop stays free for the
+turn task, which owns STT, the LLM stream, TTS and the speaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from assistant.core.conversation import Turn, TurnRecord
+from assistant.core.endpointing import Endpoint, Endpointer, EndpointSettings, looks_complete
+from assistant.core.errors import TurnError
+from assistant.core.ports import (
+    BLOCK_SAMPLES,
+    SAMPLE_RATE,
+    Audio,
+    Clock,
+    Microphone,
+    Speaker,
+    VoiceActivity,
+    WakeDetector,
+)
+from assistant.core.states import State, Trigger, next_state
+from assistant.events import (
+    AudioStopped,
+    Error,
+    EventBus,
+    Muted,
+    NoSpeech,
+    SpeechStarted,
+    SpeechStopped,
+    StateChanged,
+    Wake,
+)
+
+log = logging.getLogger(__name__)
+BLOCK_S = BLOCK_SAMPLES / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    endpoint: EndpointSettings
+    preroll_s: float = 0.5
+    follow_up_s: float = 0.0
+    warm_on_wake: bool = True
+    speculative_stt: bool = True
+    drain_after_input_s: float = 120.0
+
+
+class Assistant:
+    """Owns the state, the listening window and the one turn task."""
+
+    def __init__(
+        self,
+        *,
+        mic: Microphone,
+        speaker: Speaker,
+        clock: Clock,
+        wake: WakeDetector,
+        vad: VoiceActivity,
+        turn: Turn,
+        bus: EventBus,
+        settings: LoopSettings,
+        audio_executor: Executor,
+        sounds: Mapping[str, Audio] | None = None,
+    ) -> None:
+        self.mic, self.speaker, self.clock = mic, speaker, clock
+        self.wake, self.vad, self.turn = wake, vad, turn
+        self.bus, self.settings = bus, settings
+        self.audio_executor = audio_executor
+        self.sounds = dict(sounds or {})
+        self.state = State.IDLE
+        self.muted = False
+        self._preroll: deque[Audio] = deque(maxlen=max(1, round(settings.preroll_s / BLOCK_S)))
+        self._endpointer: Endpointer | None = None
+        self._utterance: list[Audio] = []
+        self._turn_task: asyncio.Task[None] | None = None
+        self._side_tasks: set[asyncio.Task[None]] = set()
+        self._speculation: asyncio.Task[str] | None = None
+        self._speculated_until = -1.0
+        self._speculation_voice_end: float | None = None
+        self._preroll_blocks = 0
+        turn.on_reply_started = lambda: self._fire(Trigger.REPLY_STARTED)
+        bus.subscribe(self._on_event)
+
+    # -- state -------------------------------------------------------------
+    def _fire(self, trigger: Trigger) -> None:
+        new = next_state(self.state, trigger)
+        if new is None:
+            log.debug("ignored %s in %s", trigger, self.state)
+            return
+        if new != self.state or trigger == Trigger.WAKE:
+            log.info("state %s -> %s (%s)", self.state, new, trigger)
+        previous, self.state = self.state, new
+        if new != previous:
+            self.bus.publish(StateChanged(self.clock.now(), new.value, previous.value))
+
+    def set_muted(self, muted: bool) -> None:
+        """Mute the microphone: the wake-word engine then receives nothing."""
+        if muted == self.muted:
+            return
+        self.muted = muted
+        log.info("microphone %s", "muted" if muted else "unmuted")
+        self.bus.publish(Muted(self.clock.now(), muted))
+        if muted and self.state == State.LISTENING:
+            self._endpointer = None
+            self._fire(Trigger.NO_SPEECH)
+        self._play_sound("mute_on" if muted else "mute_off")
+
+    # -- the loop ----------------------------------------------------------
+    async def run(self) -> None:
+        """Process the microphone until its input ends and the last turn is done."""
+        self.bus.publish(StateChanged(self.clock.now(), self.state.value, self.state.value))
+        ended_at: float | None = None
+        try:
+            async for block in self.mic.blocks():
+                await self._on_block(block)
+                if self.mic.exhausted:
+                    ended_at = ended_at if ended_at is not None else self.clock.now()
+                    busy = self._turn_task is not None and not self._turn_task.done()
+                    if (self.state == State.IDLE and not busy) or (
+                        self.clock.now() - ended_at > self.settings.drain_after_input_s
+                    ):
+                        break
+        finally:
+            await self._cancel_all()
+
+    async def _cancel_all(self) -> None:
+        tasks = [t for t in (self._turn_task, self._speculation) if t is not None]
+        tasks += list(self._side_tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    def _infer(self, block: Audio, listening: bool) -> tuple[object, float]:
+        hit = self.wake.process(block)
+        probability = self.vad.process(block) if listening else 0.0
+        return hit, probability
+
+    async def _on_block(self, block: Audio) -> None:
+        self._preroll.append(block)
+        if self.muted:
+            return
+        loop = asyncio.get_running_loop()
+        listening = self.state == State.LISTENING
+        hit, probability = await loop.run_in_executor(self.audio_executor, self._infer, block, listening)
+        now = self.clock.now()
+        if hit is not None and self.state != State.LISTENING:
+            self._on_wake(hit, now)  # type: ignore[arg-type]
+            return
+        if self.state == State.LISTENING and self._endpointer is not None:
+            await self._on_listening(block, probability, now)
+
+    def _on_wake(self, hit: object, now: float) -> None:
+        model, score = getattr(hit, "model", "?"), float(getattr(hit, "score", 0.0))
+        log.info("wake word %s (score %.2f) at %.2fs", model, score, now)
+        self.bus.publish(Wake(now, model, score))
+        if self._turn_task is not None and not self._turn_task.done():
+            self._turn_task.cancel()  # barge-in: the turn task owns LLM, TTS and playback
+        self._cancel_speculation()
+        if self.settings.warm_on_wake:
+            self._spawn(self.turn.llm.warm(self.turn.history.messages(None, now)), "llm-warm")
+        self._start_listening(now, timeout_s=self.settings.endpoint.no_speech_timeout_s, preroll=True)
+        self._fire(Trigger.WAKE)
+        self._play_sound("wake")
+
+    def _start_listening(self, now: float, *, timeout_s: float, preroll: bool) -> None:
+        endpoint = self.settings.endpoint
+        if timeout_s != endpoint.no_speech_timeout_s:
+            endpoint = replace(endpoint, no_speech_timeout_s=timeout_s)
+        self._endpointer = Endpointer(endpoint)
+        self._utterance = list(self._preroll) if preroll else []
+        self._preroll_blocks = len(self._utterance)
+        self.vad.reset()
+
+    async def _on_listening(self, block: Audio, probability: float, now: float) -> None:
+        endpointer = self._endpointer
+        assert endpointer is not None
+        self._utterance.append(block)
+        event = endpointer.process(BLOCK_S, probability)
+        listened = len(self._utterance) - self._preroll_blocks
+        if event == Endpoint.SPEECH_STARTED:
+            assert endpointer.speech_started_at is not None
+            started = now - (endpointer.elapsed_s - endpointer.speech_started_at)
+            self.bus.publish(SpeechStarted(started))
+            if endpointer.speech_started_at > BLOCK_S * 2:
+                # A pause after the wake word: keep 300 ms before the speech only.
+                keep = listened - int((endpointer.speech_started_at - 0.3) / BLOCK_S)
+                self._utterance = self._utterance[-max(keep, 1) :]
+                self._preroll_blocks = 0
+        elif event is None and endpointer.in_speech and self.settings.speculative_stt:
+            self._maybe_speculate(endpointer)
+        elif event == Endpoint.NO_SPEECH:
+            self._endpointer = None
+            self.bus.publish(NoSpeech(now))
+            self._fire(Trigger.NO_SPEECH)
+            self._play_sound("end_of_listening")
+        elif event in (Endpoint.SPEECH_ENDED, Endpoint.TOO_LONG):
+            self._endpointer = None
+            assert endpointer.last_voice_end is not None
+            speech_end = now - (endpointer.elapsed_s - endpointer.last_voice_end)
+            self.bus.publish(SpeechStopped(speech_end, endpointer.last_voice_end - (endpointer.speech_started_at or 0)))
+            audio = np.concatenate(self._utterance)
+            record = TurnRecord(speech_end=speech_end, endpoint_at=now)
+            speculation = self._take_speculation(endpointer)
+            self._fire(Trigger.END_OF_SPEECH)
+            self._play_sound("end_of_listening")
+            self._turn_task = asyncio.create_task(self._run_turn(audio, record, speculation), name="turn")
+
+    # -- speculative transcription (dynamic endpointing) ----------------------
+    def _maybe_speculate(self, endpointer: Endpointer) -> None:
+        """During a pause, transcribe what we have to judge whether it is complete."""
+        if endpointer.silence_s < BLOCK_S * 2 or endpointer.last_voice_end == self._speculated_until:
+            return
+        if self._speculation is not None and not self._speculation.done():
+            return
+        self._speculated_until = endpointer.last_voice_end or 0.0
+        audio = np.concatenate(self._utterance)
+        loop = asyncio.get_running_loop()
+
+        async def speculate() -> str:
+            text = await loop.run_in_executor(self.turn.executor, self.turn.stt.transcribe, audio)
+            if self._endpointer is endpointer and endpointer.last_voice_end == self._speculated_until:
+                endpointer.hint(looks_complete(text))
+            return text
+
+        self._speculation = asyncio.create_task(speculate(), name="stt-speculate")
+        self._speculation_voice_end = endpointer.last_voice_end
+
+    def _take_speculation(self, endpointer: Endpointer) -> asyncio.Task[str] | None:
+        task, self._speculation = self._speculation, None
+        if task is None or self._speculation_voice_end != endpointer.last_voice_end:
+            if task is not None:
+                task.cancel()
+            return None
+        return task
+
+    def _cancel_speculation(self) -> None:
+        if self._speculation is not None:
+            self._speculation.cancel()
+            self._speculation = None
+
+    # -- the turn ----------------------------------------------------------
+    async def _run_turn(self, audio: Audio, record: TurnRecord, speculation: asyncio.Task[str] | None) -> None:
+        interrupted = False
+        try:
+            text: str | None = None
+            if speculation is not None:
+                with contextlib.suppress(Exception):
+                    text = await speculation
+            try:
+                transcript = await self.turn.transcribe(audio, record, text)
+            except TurnError as exc:
+                self.bus.publish(Error(self.clock.now(), exc.code, str(exc)))
+                record.failed = True
+                transcript = ""
+            if not transcript:
+                log.info("nothing usable heard")
+                if record.failed:
+                    await self._apologise(record)
+                self._finish(record)
+                return
+            await self.turn.respond(record)
+        except asyncio.CancelledError:
+            interrupted = True
+            stopped_at = self.speaker.stop()
+            if record.first_audio_at is not None:
+                self.bus.publish(AudioStopped(stopped_at, interrupted=True))
+            self._remember(record, until=stopped_at)
+            raise
+        finally:
+            if not interrupted:
+                self.bus.publish(self.turn.latency(record))
+        self._remember(record, until=None)
+        self._finish(record)
+
+    async def _apologise(self, record: TurnRecord) -> None:
+        queue_audio = await asyncio.get_running_loop().run_in_executor(
+            self.turn.executor, self.turn.tts.synthesize, self.turn.settings.apology
+        )
+        self._fire(Trigger.REPLY_STARTED)
+        record.first_audio_at = max(self.speaker.queued_until(), self.clock.now())
+        await self.speaker.play(queue_audio)
+        await self.speaker.drain()
+
+    def _remember(self, record: TurnRecord, until: float | None) -> None:
+        if record.transcript:
+            self.turn.history.add(record.transcript, record.heard(until), self.clock.now())
+
+    def _finish(self, record: TurnRecord) -> None:
+        if self.settings.follow_up_s > 0 and not record.failed and record.transcript:
+            self._start_listening(self.clock.now(), timeout_s=self.settings.follow_up_s, preroll=False)
+            self._fire(Trigger.FOLLOW_UP)
+        else:
+            self._fire(Trigger.REPLY_DONE if record.transcript or record.failed else Trigger.NO_SPEECH)
+
+    # -- sounds --------------------------------------------------------------
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, Error):
+            self._play_sound("error")
+
+    def _play_sound(self, name: str) -> None:
+        sound = self.sounds.get(name)
+        if sound is not None:
+            self._spawn(self._play(sound), f"sound-{name}")
+
+    async def _play(self, sound: Audio) -> None:
+        await self.speaker.play(sound)

@@ -1,0 +1,66 @@
+"""The error hierarchy: stable codes that events, logs and apologies use."""
+
+from __future__ import annotations
+
+
+class AssistantError(Exception):
+    """Base of every error the assistant raises on purpose."""
+
+    code = "internal"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class FatalError(AssistantError):
+    """Start-up cannot go on (bad config, missing model): exit with status 78."""
+
+    exit_status = 78
+
+
+class ConfigError(FatalError):
+    code = "config"
+
+
+class ModelError(FatalError):
+    code = "model_missing"
+
+
+class TurnError(AssistantError):
+    """One turn failed; the device apologises and keeps working."""
+
+    code = "turn_failed"
+
+
+class LlmUnreachable(TurnError):
+    code = "llm_unreachable"
+
+
+class LlmModelMissing(TurnError):
+    code = "llm_model_missing"
+
+
+class LlmTimeout(TurnError):
+    code = "llm_timeout"
+
+
+class LlmStreamCut(TurnError):
+    code = "llm_stream_cut"
+
+
+class LlmFailed(TurnError):
+    code = "llm_failed"
+
+
+class SpeechToTextFailed(TurnError):
+    code = "stt_failed"
+
+
+class TextToSpeechFailed(TurnError):
+    code = "tts_failed"

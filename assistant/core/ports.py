@@ -1,0 +1,128 @@
+"""The small interfaces every engine and device meets.
+
+The core only ever talks to these; the real adapters live in
+`assistant.engines`, `assistant.audio` and `assistant.device`, and tests build
+the same core with fakes.  All audio inside the core is mono float32 in
+[-1, 1] at `SAMPLE_RATE`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+SAMPLE_RATE = 16_000
+"""The internal sample rate, in Hz, of everything the core sees."""
+
+BLOCK_SAMPLES = 1280
+"""One microphone block: 80 ms at 16 kHz, what openWakeWord consumes."""
+
+Audio = npt.NDArray[np.float32]
+"""Mono float32 samples in [-1, 1]."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message as the LLM sees it."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class WakeHit:
+    """A wake-word model scored over its threshold on one block."""
+
+    model: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Health:
+    """One row of `assistant check`: a part, whether it works, and the fix."""
+
+    part: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+class Clock(Protocol):
+    """Time as seconds of microphone audio, shared by the mic and speaker."""
+
+    def now(self) -> float: ...
+
+
+class WakeDetector(Protocol):
+    """Scores each 80 ms block; returns a hit when a model fires."""
+
+    def process(self, block: Audio) -> WakeHit | None: ...
+
+    def reset(self) -> None: ...
+
+
+class VoiceActivity(Protocol):
+    """Probability of speech per block (Silero VAD or alike)."""
+
+    def process(self, block: Audio) -> float: ...
+
+    def reset(self) -> None: ...
+
+
+class SpeechToText(Protocol):
+    """Transcribes one utterance (blocking; run it in a worker thread)."""
+
+    def transcribe(self, audio: Audio) -> str: ...
+
+
+class LanguageModel(Protocol):
+    """Streams a chat reply; raises `TurnError` subclasses on failure."""
+
+    def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]: ...
+
+    async def warm(self, messages: Sequence[Message]) -> None: ...
+
+
+class TextToSpeech(Protocol):
+    """Synthesises one chunk of text to audio at `SAMPLE_RATE` (blocking)."""
+
+    def synthesize(self, text: str) -> Audio: ...
+
+
+class Microphone(Protocol):
+    """Yields `BLOCK_SAMPLES` blocks at `SAMPLE_RATE`, advancing the clock.
+
+    A file input sets `exhausted` once it has ended and then yields silence,
+    so replies in flight can finish on the same clock.
+    """
+
+    exhausted: bool
+
+    def blocks(self) -> AsyncIterator[Audio]: ...
+
+
+class Speaker(Protocol):
+    """Plays audio at `SAMPLE_RATE` in short blocks, paced by the device."""
+
+    async def play(self, audio: Audio) -> float:
+        """Hand audio to the device block by block; return when all was taken.
+
+        Returns the clock time at which its first sample sounds.
+        """
+        ...
+
+    def queued_until(self) -> float:
+        """Clock time at which everything handed over so far has sounded."""
+        ...
+
+    async def drain(self) -> float:
+        """Wait until everything queued has played; return the clock time."""
+        ...
+
+    def stop(self) -> float:
+        """Drop what has not played yet (barge-in); return the clock time."""
+        ...

@@ -1,0 +1,280 @@
+"""The language model: Ollama's chat API through `ollama.AsyncClient`.
+
+`OllamaLanguageModel` meets `assistant.core.ports.LanguageModel`: `stream`
+yields the reply's text pieces as Ollama streams them, and `warm` sends the
+conversation so far ahead of time so that Ollama loads the model and caches
+the prompt prefix while the user is still speaking.  `check` backs
+``assistant check``.
+
+Every failure leaves as one of the `TurnError` subclasses in
+`assistant.core.errors`, so the core can apologise with a stable code:
+
+* nothing listening at the host, or a name that does not resolve ->
+  `LlmUnreachable`;
+* HTTP 404 from Ollama (the model was never pulled) -> `LlmModelMissing`;
+* no first piece, or no next piece, within ``timeout_s`` -> `LlmTimeout`;
+* the connection dropping mid-answer, or the stream ending without Ollama's
+  final ``done`` chunk -> `LlmStreamCut`;
+* any other HTTP error or malformed answer -> `LlmFailed`.
+
+Cancellation is never swallowed, and closing the `stream` generator (break
+out of it inside `contextlib.aclosing`, or cancel its task) closes the HTTP
+response at once, which tells Ollama to stop generating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import httpx
+import ollama
+import pydantic
+
+from assistant.core.errors import (
+    LlmFailed,
+    LlmModelMissing,
+    LlmStreamCut,
+    LlmTimeout,
+    LlmUnreachable,
+    TurnError,
+)
+from assistant.core.ports import Health, Message
+
+__all__ = ["DEFAULT_HOST", "OllamaLanguageModel", "normalise_host"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "http://127.0.0.1:11434"
+_DEFAULT_PORT = 11434
+
+KeepAlive = str | int | float
+
+
+def normalise_host(host: str) -> str:
+    """``localhost`` -> ``http://localhost:11434``; keeps a given scheme, port and path."""
+    host = host.strip()
+    if not host:
+        return DEFAULT_HOST
+    if "://" not in host:
+        host = f"http://{host}"
+    parts = urlsplit(host)
+    netloc = parts.netloc
+    if parts.port is None:
+        default = {"http": _DEFAULT_PORT, "https": 443}.get(parts.scheme, _DEFAULT_PORT)
+        netloc = f"{netloc}:{default}"
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _model_key(name: str) -> str:
+    """Ollama's default tag: ``llama3.2`` names ``llama3.2:latest``."""
+    last = name.rsplit("/", 1)[-1]
+    return name if ":" in last else f"{name}:latest"
+
+
+class OllamaLanguageModel:
+    """Streams chat replies from an Ollama server.
+
+    `options` are Ollama's model options (``temperature``, ``num_ctx``, ...)
+    sent with every request; `keep_alive` is how long Ollama keeps the model
+    loaded after a request (``"30m"``, seconds, ``-1`` for ever).
+    `timeout_s` bounds each wait: for the first piece of a reply (which
+    includes connecting and, on a cold server, loading the model), for each
+    next piece, and for each whole call of `check`.  `warm_timeout_s` bounds
+    `warm` as a whole (default: the larger of `timeout_s` and 120 s, since a
+    cold load can be slow and nothing waits on it).
+    """
+
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        model: str = "llama3.2:1b",
+        *,
+        options: Mapping[str, Any] | None = None,
+        keep_alive: KeepAlive | None = "30m",
+        timeout_s: float = 30.0,
+        warm_timeout_s: float | None = None,
+    ) -> None:
+        if timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+        self.host = normalise_host(host)
+        self.model = model
+        self.options: dict[str, Any] = dict(options or {})
+        self.keep_alive = keep_alive
+        self.timeout_s = timeout_s
+        self.warm_timeout_s = warm_timeout_s if warm_timeout_s is not None else max(timeout_s, 120.0)
+        self._client: ollama.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"OllamaLanguageModel(host={self.host!r}, model={self.model!r})"
+
+    def _get_client(self) -> ollama.AsyncClient:
+        # Created on first use, inside the running loop.  trust_env=False: the
+        # server is local, and an HTTP(S)_PROXY in the environment must not
+        # reroute loopback traffic.
+        if self._client is None:
+            self._client = ollama.AsyncClient(host=self.host, trust_env=False)
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool (a later call opens a new one)."""
+        client, self._client = self._client, None
+        if client is not None:
+            close = cast(Callable[[], Awaitable[None]], client.close)
+            await close()
+
+    # --- LanguageModel ------------------------------------------------------------
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
+        """Yield the reply to `messages` piece by piece; raise `TurnError` subclasses."""
+        wire = _to_wire(messages)
+        client = self._get_client()
+        started = time.monotonic()
+        pieces = 0
+        log.debug("llm request: model=%s messages=%d", self.model, len(wire))
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                parts = await client.chat(
+                    model=self.model,
+                    messages=wire,
+                    stream=True,
+                    options=self.options or None,
+                    keep_alive=self.keep_alive,
+                )
+            generator = cast(AsyncGenerator[ollama.ChatResponse, None], parts)
+            async with contextlib.aclosing(generator) as chunks:
+                while True:
+                    try:
+                        async with asyncio.timeout(self.timeout_s):
+                            part = await anext(chunks)
+                    except StopAsyncIteration:
+                        raise LlmStreamCut(
+                            f"Ollama ended the reply without its final chunk after {pieces} pieces"
+                        ) from None
+                    text = part.message.content or ""
+                    if text:
+                        if pieces == 0:
+                            log.debug("llm first piece after %.0f ms", (time.monotonic() - started) * 1000)
+                        pieces += 1
+                        yield text
+                    if part.done:
+                        log.debug(
+                            "llm done: reason=%s pieces=%d eval_count=%s in %.0f ms",
+                            part.done_reason,
+                            pieces,
+                            part.eval_count,
+                            (time.monotonic() - started) * 1000,
+                        )
+                        return
+        except TurnError:
+            raise
+        except Exception as exc:
+            raise self._map_error(exc, pieces=pieces) from exc
+
+    async def warm(self, messages: Sequence[Message]) -> None:
+        """Load the model and cache the prompt prefix `messages`; never raises.
+
+        Sends the messages with ``num_predict: 1`` and the same options as
+        `stream` (other options would make Ollama reload the model), so Ollama
+        evaluates the whole prefix and generates a single token.  No messages
+        at all is Ollama's plain load-the-model request.
+        """
+        options = dict(self.options)
+        options["num_predict"] = 1
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.warm_timeout_s):
+                await self._get_client().chat(
+                    model=self.model,
+                    messages=_to_wire(messages),
+                    stream=False,
+                    options=options,
+                    keep_alive=self.keep_alive,
+                )
+        except Exception as exc:  # noqa: BLE001 - a warm-up must never raise; it is only logged
+            error = self._map_error(exc, pieces=0)
+            level = logging.DEBUG if isinstance(error, LlmTimeout) else logging.WARNING
+            log.log(level, "llm warm-up failed (%s): %s", error.code, error)
+            return
+        log.debug("llm warm-up took %.0f ms", (time.monotonic() - started) * 1000)
+
+    # --- assistant check ------------------------------------------------------------
+
+    async def check(self) -> list[Health]:
+        """Rows for ``assistant check``: the server answers, and has the model."""
+        server_fix = f"start Ollama (`systemctl start ollama` or `ollama serve`), or set llm.host (now {self.host})"
+        model_fix = f"ollama pull {self.model}"
+        try:
+            version = await self._version()
+        except Exception as exc:  # noqa: BLE001 - check reports every failure as a row
+            error = self._map_error(exc, pieces=0)
+            return [
+                Health("llm.server", False, f"{self.host}: {error}", server_fix),
+                Health("llm.model", False, f"{self.model}: not checked, server unreachable", model_fix),
+            ]
+        rows = [Health("llm.server", True, f"Ollama {version} at {self.host}")]
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                listing = await self._get_client().list()
+        except Exception as exc:  # noqa: BLE001 - check reports every failure as a row
+            error = self._map_error(exc, pieces=0)
+            rows.append(Health("llm.model", False, f"{self.model}: cannot list models: {error}", model_fix))
+            return rows
+        have = {_model_key(m.model) for m in listing.models if m.model}
+        if _model_key(self.model) in have:
+            rows.append(Health("llm.model", True, f"{self.model} is pulled"))
+        else:
+            known = ", ".join(sorted(have)) or "none"
+            rows.append(Health("llm.model", False, f"{self.model} is not pulled (have: {known})", model_fix))
+        return rows
+
+    async def _version(self) -> str:
+        async with (
+            asyncio.timeout(self.timeout_s),
+            httpx.AsyncClient(base_url=self.host, trust_env=False) as http,
+        ):
+            response = await http.get("/api/version")
+        if response.status_code != 200:
+            raise LlmFailed(f"GET /api/version answered HTTP {response.status_code}; is this Ollama?")
+        try:
+            return str(response.json()["version"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LlmFailed(f"GET /api/version answered {response.text[:80]!r}; is this Ollama?") from exc
+
+    # --- errors ---------------------------------------------------------------------
+
+    def _map_error(self, exc: BaseException, *, pieces: int) -> TurnError:
+        if isinstance(exc, TurnError):
+            return exc
+        if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
+            if isinstance(exc, httpx.ConnectTimeout):
+                return LlmUnreachable(f"Ollama at {self.host} did not accept the connection in time")
+            what = "the first piece" if pieces == 0 else "the next piece"
+            return LlmTimeout(f"Ollama sent no {what} of the reply within {self.timeout_s:g} s")
+        if isinstance(exc, ollama.ResponseError):
+            if exc.status_code == 404:
+                return LlmModelMissing(
+                    f"Ollama has no model {self.model!r} ({exc.error}); run `ollama pull {self.model}`"
+                )
+            if exc.status_code == -1:
+                return LlmFailed(f"Ollama failed mid-reply: {exc.error}")
+            return LlmFailed(f"Ollama answered HTTP {exc.status_code}: {exc.error}")
+        if isinstance(exc, (httpx.ConnectError, ConnectionError)):
+            return LlmUnreachable(f"cannot reach Ollama at {self.host}: {exc}")
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+            return LlmStreamCut(f"the connection to Ollama dropped after {pieces} pieces: {exc}")
+        if isinstance(exc, (json.JSONDecodeError, pydantic.ValidationError, httpx.DecodingError)):
+            return LlmFailed(f"Ollama sent a malformed answer: {exc}")
+        if isinstance(exc, httpx.HTTPError):
+            return LlmFailed(f"talking to Ollama failed: {exc}")
+        return LlmFailed(f"unexpected LLM failure: {exc!r}")
+
+
+def _to_wire(messages: Sequence[Message]) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in messages]

@@ -1,0 +1,163 @@
+"""The typed events and the bus every observer subscribes to.
+
+Event `type` strings are a public contract (the `--events` JSON lines, the
+LEDs, systemd STATUS and the realtime server all read them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any, ClassVar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base event; `t` is seconds of microphone audio when it happened."""
+
+    type: ClassVar[str] = "event"
+    t: float
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["t"] = round(self.t, 3)
+        return {"type": self.type, **data}
+
+
+@dataclass(frozen=True)
+class StateChanged(Event):
+    type: ClassVar[str] = "state"
+    state: str
+    previous: str
+
+
+@dataclass(frozen=True)
+class Wake(Event):
+    type: ClassVar[str] = "wake"
+    model: str
+    score: float
+
+
+@dataclass(frozen=True)
+class SpeechStarted(Event):
+    type: ClassVar[str] = "speech_started"
+
+
+@dataclass(frozen=True)
+class SpeechStopped(Event):
+    type: ClassVar[str] = "speech_stopped"
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class NoSpeech(Event):
+    type: ClassVar[str] = "no_speech"
+
+
+@dataclass(frozen=True)
+class Transcript(Event):
+    type: ClassVar[str] = "transcript"
+    text: str
+
+
+@dataclass(frozen=True)
+class LlmRequest(Event):
+    type: ClassVar[str] = "llm_request"
+    model: str
+    messages: int
+
+
+@dataclass(frozen=True)
+class LlmFirstToken(Event):
+    type: ClassVar[str] = "llm_first_token"
+
+
+@dataclass(frozen=True)
+class LlmDone(Event):
+    type: ClassVar[str] = "llm_done"
+    text: str
+
+
+@dataclass(frozen=True)
+class Sentence(Event):
+    type: ClassVar[str] = "sentence"
+    text: str
+
+
+@dataclass(frozen=True)
+class AudioStarted(Event):
+    type: ClassVar[str] = "audio_started"
+
+
+@dataclass(frozen=True)
+class AudioStopped(Event):
+    type: ClassVar[str] = "audio_stopped"
+    interrupted: bool
+
+
+@dataclass(frozen=True)
+class Error(Event):
+    type: ClassVar[str] = "error"
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Muted(Event):
+    type: ClassVar[str] = "muted"
+    muted: bool
+
+
+@dataclass(frozen=True)
+class TurnLatency(Event):
+    """Latency breakdown of one turn, in milliseconds (None: did not happen)."""
+
+    type: ClassVar[str] = "turn"
+    endpointing_ms: float | None = None
+    stt_ms: float | None = None
+    llm_first_token_ms: float | None = None
+    first_sentence_ms: float | None = None
+    tts_ms: float | None = None
+    end_of_speech_to_first_audio_ms: float | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Fan-out of events to synchronous subscribers, in subscription order.
+
+    Subscribers must be quick and must not raise; one that raises is logged
+    and the others still run.
+    """
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add a subscriber; returns a function that removes it."""
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    def publish(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:
+                log.exception("event subscriber %r failed on %s", subscriber, event.type)
+
+
+class JsonLinesWriter:
+    """Writes each event as one JSON object per line (the `--events` file)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def __call__(self, event: Event) -> None:
+        self._stream.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+        self._stream.flush()

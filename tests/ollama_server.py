@@ -1,0 +1,775 @@
+"""A loopback stand-in for an Ollama server, for tests and benchmarks.
+
+It speaks the parts of Ollama's HTTP API the assistant uses, with Ollama's own
+shapes and error wording: ``GET /``, ``GET /api/version``, ``GET /api/tags``,
+``POST /api/show``, ``GET /api/ps``, ``POST /api/chat`` and
+``POST /api/generate`` (NDJSON streaming by default over chunked transfer
+encoding, one JSON object with ``"stream": false``; an empty ``messages`` /
+``prompt`` is the load-the-model request and answers ``done_reason: "load"``).
+
+Replies are streamed as word-ish tokens (``"Hello"``, ``","``, ``" world"``)
+after a configurable time-to-first-token and at a configurable token rate.
+Tests script per-request behaviours (errors, cuts, hangs, stalls) with
+`OllamaTestServer.script`, and inspect `OllamaTestServer.requests`, whose
+records also say when each response finished and how many tokens went out
+(`time.monotonic`, comparable across processes on Linux).
+
+Run standalone (for benchmarks)::
+
+    python -m tests.ollama_server --port 11434 --ttft-ms 150 --tokens-per-s 40
+
+A standalone server also answers ``GET /_test/requests`` (the records as JSON)
+and ``POST /_test/script`` (a `Behaviour` as JSON); neither is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import re
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+
+__all__ = ["Behaviour", "OllamaTestServer", "RecordedRequest", "main", "split_tokens"]
+
+DEFAULT_REPLY = (
+    "The sky looks blue because air scatters blue sunlight much more than red. "
+    "That scattered light reaches your eyes from every direction."
+)
+DEFAULT_MODELS = ("llama3.2:1b",)
+VERSION = "0.12.6"
+_POLL_S = 0.05
+_GENERATION_PATHS = ("/api/chat", "/api/generate")
+_TOKEN_RE = re.compile(r"\s*(?:\w+|[^\w\s])|\s+$")
+
+
+def split_tokens(text: str) -> list[str]:
+    """Split text into word-ish pieces with leading spaces, as LLMs stream.
+
+    ``"".join(split_tokens(t)) == t`` for every string.
+    """
+    return _TOKEN_RE.findall(text)
+
+
+def normalise_model(name: str) -> str:
+    """Ollama's default tag: ``llama3.2`` means ``llama3.2:latest``."""
+    last = name.rsplit("/", 1)[-1]
+    return name if ":" in last else f"{name}:latest"
+
+
+@dataclass
+class Behaviour:
+    """How the server answers one request (unset fields use the defaults).
+
+    By default a behaviour applies to the next ``/api/chat`` or
+    ``/api/generate`` request that is not a load request; set `path` to aim
+    it at another endpoint (only `status`, `error` and `hang` apply there).
+    """
+
+    reply: str | None = None
+    ttft_ms: float | None = None
+    tokens_per_s: float | None = None
+    status: int = 200
+    """Non-200: answer ``{"error": error}`` with this status at once."""
+    error: str | None = None
+    cut_after_tokens: int | None = None
+    """Close the TCP connection after this many tokens, without the done chunk."""
+    omit_done: bool = False
+    """End the body cleanly after the tokens but never send the done chunk."""
+    stream_error: str | None = None
+    """Send ``{"error": ...}`` as an NDJSON line (status 200) after the tokens."""
+    stall_after_tokens: int | None = None
+    """Stop sending after this many tokens until the client leaves or the server stops."""
+    hang: bool = False
+    """Read the request and never answer until the client leaves or the server stops."""
+    path: str | None = None
+
+    def matches(self, path: str) -> bool:
+        if self.path is None:
+            return path in _GENERATION_PATHS
+        return self.path == path
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Behaviour:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown Behaviour fields: {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the server saw it, and how its answer went."""
+
+    method: str
+    path: str
+    body: Any
+    """The parsed JSON body (None when there was none or it was not JSON)."""
+    headers: dict[str, str]
+    """Header names lower-cased."""
+    received_at: float
+    """`time.monotonic` when the request had been read."""
+    first_token_at: float | None = None
+    finished_at: float | None = None
+    """`time.monotonic` when the answer ended (any outcome)."""
+    tokens_sent: int = 0
+    outcome: str = "pending"
+    """pending, done, load, error, cut, no_done, stream_error, client_gone, stopped."""
+    done_sent: bool = False
+    finished: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+    def wait_finished(self, timeout: float = 5.0) -> bool:
+        """Block until the answer ended; False on timeout."""
+        return self.finished.wait(timeout)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "finished"}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    owner: OllamaTestServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    server_version = "ollama-test-server"
+    sys_version = ""
+
+    # --- connection bookkeeping -------------------------------------------------
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.owner._register(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass
+        finally:
+            self.server.owner._unregister(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    # --- dispatch -----------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        owner = self.server.owner
+        path = self.path.split("?", 1)[0]
+        raw = self._read_body()
+        if path.startswith("/_test/"):
+            self._control(method, path, raw)
+            return
+        body: Any = None
+        bad_json: str | None = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError as exc:
+                bad_json = f"invalid JSON: {exc}"
+        rec = RecordedRequest(
+            method=method,
+            path=path,
+            body=body,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            received_at=time.monotonic(),
+        )
+        owner._record(rec)
+        try:
+            self._route(rec, raw, bad_json)
+        except OSError:
+            self.close_connection = True
+            owner._finish(rec, "client_gone")
+        finally:
+            if not rec.finished.is_set():
+                owner._finish(rec, "stopped" if owner._stopping.is_set() else "error")
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _route(self, rec: RecordedRequest, raw: bytes, bad_json: str | None) -> None:
+        owner = self.server.owner
+        method, path = rec.method, rec.path
+        routes = {
+            ("GET", "/"),
+            ("HEAD", "/"),
+            ("GET", "/api/version"),
+            ("GET", "/api/tags"),
+            ("GET", "/api/ps"),
+            ("POST", "/api/show"),
+            ("POST", "/api/chat"),
+            ("POST", "/api/generate"),
+        }
+        if (method, path) not in routes:
+            self._send_text(rec, 404, "404 page not found")
+            return
+        behaviour = owner._take_behaviour(path, rec.body)
+        if behaviour is not None and behaviour.hang:
+            self._pause(math.inf, rec)
+            return
+        if behaviour is not None and behaviour.status != 200:
+            error = behaviour.error or f"scripted HTTP {behaviour.status}"
+            self._send_json(rec, behaviour.status, {"error": error}, outcome="error")
+            return
+        if path == "/":
+            self._send_text(rec, 200, "Ollama is running", head_only=method == "HEAD")
+        elif path == "/api/version":
+            self._send_json(rec, 200, {"version": VERSION})
+        elif path == "/api/tags":
+            self._send_json(rec, 200, {"models": [owner._model_entry(m) for m in owner.models]})
+        elif path == "/api/ps":
+            self._send_json(rec, 200, {"models": owner._running_entries()})
+        elif bad_json is not None:
+            self._send_json(rec, 400, {"error": bad_json}, outcome="error")
+        elif not raw:
+            self._send_json(rec, 400, {"error": "missing request body"}, outcome="error")
+        elif not isinstance(rec.body, dict):
+            self._send_json(rec, 400, {"error": "request body must be a JSON object"}, outcome="error")
+        elif path == "/api/show":
+            self._show(rec)
+        else:
+            self._generate(rec, behaviour)
+
+    def _control(self, method: str, path: str, raw: bytes) -> None:
+        owner = self.server.owner
+        probe = RecordedRequest(method, path, None, {}, time.monotonic())
+        if method == "GET" and path == "/_test/requests":
+            self._send_json(probe, 200, [r.as_dict() for r in owner.requests])
+        elif method == "POST" and path == "/_test/script":
+            try:
+                owner.script(Behaviour.from_dict(json.loads(raw)))
+            except (ValueError, TypeError) as exc:
+                self._send_json(probe, 400, {"error": str(exc)})
+                return
+            self._send_json(probe, 200, {"queued": True})
+        else:
+            self._send_text(probe, 404, "404 page not found")
+
+    # --- endpoints ------------------------------------------------------------------
+
+    def _show(self, rec: RecordedRequest) -> None:
+        owner = self.server.owner
+        name = rec.body.get("model") or rec.body.get("name") or ""
+        if not name:
+            self._send_json(rec, 400, {"error": "model is required"}, outcome="error")
+            return
+        if not owner.has_model(name):
+            self._send_json(rec, 404, {"error": f"model '{name}' not found"}, outcome="error")
+            return
+        entry = owner._model_entry(normalise_model(name))
+        self._send_json(
+            rec,
+            200,
+            {
+                "license": "",
+                "modelfile": f"# Modelfile generated by \"ollama show\"\nFROM {name}\n",
+                "parameters": 'stop                           "<|eot_id|>"',
+                "template": "{{ .Prompt }}",
+                "details": entry["details"],
+                "model_info": {"general.architecture": "llama", "llama.context_length": 131072},
+                "capabilities": ["completion"],
+                "modified_at": entry["modified_at"],
+            },
+        )
+
+    def _generate(self, rec: RecordedRequest, behaviour: Behaviour | None) -> None:
+        owner = self.server.owner
+        body: dict[str, Any] = rec.body
+        is_chat = rec.path == "/api/chat"
+        model = body.get("model") or ""
+        if not model:
+            self._send_json(rec, 400, {"error": "model is required"}, outcome="error")
+            return
+        if not owner.has_model(model):
+            self._send_json(
+                rec,
+                404,
+                {"error": f"model {_dumps(model)} not found, try pulling it first"},
+                outcome="error",
+            )
+            return
+        keep_alive = body.get("keep_alive")
+        unload = keep_alive in (0, 0.0, "0", "0s", "0m")
+        owner._touch_model(model, unload=unload)
+        empty = not body.get("messages") if is_chat else not body.get("prompt")
+        if empty:
+            reason = "unload" if unload else "load"
+            chunk = self._chunk(model, "", is_chat)
+            chunk.update(done=True, done_reason=reason)
+            self._send_json(rec, 200, chunk, outcome="load")
+            return
+
+        b = behaviour or Behaviour()
+        reply = b.reply if b.reply is not None else owner.reply
+        ttft_s = (b.ttft_ms if b.ttft_ms is not None else owner.ttft_ms) / 1000.0
+        rate = b.tokens_per_s if b.tokens_per_s is not None else owner.tokens_per_s
+        interval = 1.0 / rate if rate and rate > 0 else 0.0
+        tokens = split_tokens(reply)
+        done_reason = "stop"
+        options = body.get("options") or {}
+        num_predict = options.get("num_predict") if isinstance(options, dict) else None
+        if isinstance(num_predict, int) and 0 < num_predict < len(tokens):
+            tokens, done_reason = tokens[:num_predict], "length"
+        stop_at = len(tokens)
+        for limit in (b.cut_after_tokens, b.stall_after_tokens):
+            if limit is not None:
+                stop_at = min(stop_at, limit)
+        prompt_tokens = self._prompt_tokens(body, is_chat)
+        start = rec.received_at
+
+        if body.get("stream") is False:
+            if b.cut_after_tokens is not None:
+                self._pause(start + ttft_s + interval * stop_at, rec)
+                self._cut(rec)
+                return
+            if b.stall_after_tokens is not None:
+                self._pause(math.inf, rec)
+                return
+            if not self._pause(start + ttft_s + interval * max(len(tokens) - 1, 0), rec):
+                return
+            chunk = self._chunk(model, "".join(tokens), is_chat)
+            chunk.update(self._stats(start, ttft_s, prompt_tokens, len(tokens), done_reason))
+            rec.tokens_sent = len(tokens)
+            rec.first_token_at = time.monotonic()
+            rec.done_sent = True
+            self._send_json(rec, 200, chunk, outcome="done")
+            return
+
+        headers_sent = False
+        for i, token in enumerate(tokens[:stop_at]):
+            if not self._pause(start + ttft_s + interval * i, rec):
+                return
+            if not headers_sent:
+                self._start_stream()
+                headers_sent = True
+            self._write_chunk(_dumps(self._chunk(model, token, is_chat)) + "\n")
+            rec.tokens_sent += 1
+            if rec.first_token_at is None:
+                rec.first_token_at = time.monotonic()
+        if b.cut_after_tokens is not None:
+            if not headers_sent:
+                self._pause(start + ttft_s, rec)
+                if not rec.finished.is_set():
+                    self._start_stream()
+            self._cut(rec)
+            return
+        if b.stall_after_tokens is not None:
+            self._pause(math.inf, rec)
+            return
+        if not headers_sent:
+            if not self._pause(start + ttft_s, rec):
+                return
+            self._start_stream()
+        if b.stream_error is not None:
+            self._write_chunk(_dumps({"error": b.stream_error}) + "\n")
+            self._end_stream()
+            owner._finish(rec, "stream_error")
+            return
+        if b.omit_done:
+            self._end_stream()
+            owner._finish(rec, "no_done")
+            return
+        final = self._chunk(model, "", is_chat)
+        final.update(self._stats(start, ttft_s, prompt_tokens, len(tokens), done_reason))
+        if not is_chat:
+            final["context"] = list(range(1, prompt_tokens + len(tokens) + 1))
+        self._write_chunk(_dumps(final) + "\n")
+        self._end_stream()
+        rec.done_sent = True
+        owner._finish(rec, "done")
+
+    # --- helpers --------------------------------------------------------------------
+
+    @staticmethod
+    def _chunk(model: str, text: str, is_chat: bool) -> dict[str, Any]:
+        chunk: dict[str, Any] = {"model": model, "created_at": _now_iso()}
+        if is_chat:
+            chunk["message"] = {"role": "assistant", "content": text}
+        else:
+            chunk["response"] = text
+        chunk["done"] = False
+        return chunk
+
+    @staticmethod
+    def _prompt_tokens(body: dict[str, Any], is_chat: bool) -> int:
+        if is_chat:
+            text = " ".join(str(m.get("content", "")) for m in body.get("messages") or [] if isinstance(m, dict))
+        else:
+            text = f"{body.get('system') or ''} {body.get('prompt') or ''}"
+        return max(1, len(split_tokens(text)))
+
+    @staticmethod
+    def _stats(start: float, ttft_s: float, prompt_tokens: int, count: int, reason: str) -> dict[str, Any]:
+        total = time.monotonic() - start
+        prompt_s = min(ttft_s, total)
+        return {
+            "done": True,
+            "done_reason": reason,
+            "total_duration": int(total * 1e9),
+            "load_duration": int(min(prompt_s, 0.001) * 1e9),
+            "prompt_eval_count": prompt_tokens,
+            "prompt_eval_duration": int(prompt_s * 1e9),
+            "eval_count": count,
+            "eval_duration": int(max(total - prompt_s, 0.0) * 1e9),
+        }
+
+    def _pause(self, until: float, rec: RecordedRequest) -> bool:
+        """Wait until `until` (monotonic); False once the client left or the server stops."""
+        owner = self.server.owner
+        sock = self.connection
+        while True:
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return True
+            if owner._stopping.is_set():
+                self.close_connection = True
+                owner._finish(rec, "stopped")
+                return False
+            step = min(remaining, _POLL_S)
+            try:
+                readable, _, _ = select.select([sock], [], [], step)
+                gone = bool(readable) and not sock.recv(1, socket.MSG_PEEK)
+            except (OSError, ValueError):
+                gone = True
+            if gone:
+                self.close_connection = True
+                owner._finish(rec, "stopped" if owner._stopping.is_set() else "client_gone")
+                return False
+            if readable:  # the client sent more bytes; do not spin on them
+                owner._stopping.wait(step)
+
+    def _send_json(self, rec: RecordedRequest, status: int, payload: Any, *, outcome: str = "done") -> None:
+        data = _dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        self.server.owner._finish(rec, outcome)
+
+    def _send_text(self, rec: RecordedRequest, status: int, text: str, *, head_only: bool = False) -> None:
+        data = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if not head_only:
+            self.wfile.write(data)
+        self.server.owner._finish(rec, "done" if status == 200 else "error")
+
+    def _start_stream(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def _write_chunk(self, text: str) -> None:
+        data = text.encode()
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def _end_stream(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _cut(self, rec: RecordedRequest) -> None:
+        self.close_connection = True
+        if not rec.finished.is_set():
+            self.server.owner._finish(rec, "cut")
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _dumps(payload: Any) -> str:
+    """Compact JSON, as Go's encoder writes it."""
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+class OllamaTestServer:
+    """An Ollama look-alike on 127.0.0.1, served from a background thread.
+
+    Use as a context manager (or `start` / `stop`)::
+
+        with OllamaTestServer(models=["llama3.2:1b"], reply="Hi there.") as srv:
+            client = ollama.Client(host=srv.url)
+    """
+
+    def __init__(
+        self,
+        *,
+        models: Iterable[str] = DEFAULT_MODELS,
+        reply: str = DEFAULT_REPLY,
+        ttft_ms: float = 0.0,
+        tokens_per_s: float = 0.0,
+        port: int = 0,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.models: list[str] = [normalise_model(m) for m in models]
+        self.reply = reply
+        self.ttft_ms = ttft_ms
+        self.tokens_per_s = tokens_per_s
+        """Tokens per second; 0 sends them all at once."""
+        self._host = host
+        self._port = port
+        self._cond = threading.Condition()
+        self._records: list[RecordedRequest] = []
+        self._behaviours: list[Behaviour] = []
+        self._running: dict[str, float] = {}
+        self._stopping = threading.Event()
+        self._sockets: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
+        self._httpd: _Server | None = None
+        self._serve_thread: threading.Thread | None = None
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> Self:
+        if self._httpd is not None:
+            return self
+        self._stopping.clear()
+        httpd = _Server((self._host, self._port), _Handler)
+        httpd.owner = self
+        self._httpd = httpd
+        self._serve_thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": _POLL_S}, name="ollama-test-server", daemon=True
+        )
+        self._serve_thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving; ends hung and streaming answers; never blocks past `timeout`."""
+        httpd = self._httpd
+        if httpd is None:
+            return
+        self._stopping.set()
+        httpd.shutdown()
+        with self._cond:
+            sockets, threads = list(self._sockets), list(self._threads)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        httpd.server_close()
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if self._serve_thread is not None:
+            self._serve_thread.join(max(0.0, deadline - time.monotonic()))
+        with self._cond:
+            for rec in self._records:
+                if not rec.finished.is_set():
+                    self._finish_locked(rec, "stopped")
+        self._httpd = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("server not started")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    # --- control from tests -----------------------------------------------------------------
+
+    def script(self, *behaviours: Behaviour) -> None:
+        """Queue behaviours; each applies to the next matching request, in order."""
+        with self._cond:
+            self._behaviours.extend(behaviours)
+
+    @property
+    def pending_behaviours(self) -> list[Behaviour]:
+        with self._cond:
+            return list(self._behaviours)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request so far (a snapshot list; records keep updating)."""
+        with self._cond:
+            return list(self._records)
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        with self._cond:
+            return [r for r in self._records if r.path == path]
+
+    def wait_for_request(self, path: str, timeout: float = 5.0, *, index: int = 0) -> RecordedRequest:
+        """Block until the `index`-th request (0-based) to `path` arrived, and return it."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                matching = [r for r in self._records if r.path == path]
+                if len(matching) > index:
+                    return matching[index]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    seen = [r.path for r in self._records]
+                    raise TimeoutError(f"no request #{index} to {path} within {timeout} s; saw {seen}")
+                self._cond.wait(remaining)
+
+    def has_model(self, name: str) -> bool:
+        return normalise_model(name) in self.models
+
+    # --- internals used by the handler ---------------------------------------------------------
+
+    def _register(self, sock: socket.socket) -> None:
+        with self._cond:
+            self._sockets.add(sock)
+            self._threads.add(threading.current_thread())
+
+    def _unregister(self, sock: socket.socket) -> None:
+        with self._cond:
+            self._sockets.discard(sock)
+            self._threads.discard(threading.current_thread())
+
+    def _record(self, rec: RecordedRequest) -> None:
+        with self._cond:
+            self._records.append(rec)
+            self._cond.notify_all()
+
+    def _finish(self, rec: RecordedRequest, outcome: str) -> None:
+        with self._cond:
+            self._finish_locked(rec, outcome)
+
+    def _finish_locked(self, rec: RecordedRequest, outcome: str) -> None:
+        if rec.finished.is_set():
+            return
+        rec.outcome = outcome
+        rec.finished_at = time.monotonic()
+        rec.finished.set()
+        self._cond.notify_all()
+
+    def _take_behaviour(self, path: str, body: Any) -> Behaviour | None:
+        if path in _GENERATION_PATHS and isinstance(body, dict):
+            key = "messages" if path == "/api/chat" else "prompt"
+            if not body.get(key):
+                return None  # load requests take no scripted behaviour
+        with self._cond:
+            for i, behaviour in enumerate(self._behaviours):
+                if behaviour.matches(path):
+                    return self._behaviours.pop(i)
+        return None
+
+    def _touch_model(self, name: str, *, unload: bool) -> None:
+        with self._cond:
+            if unload:
+                self._running.pop(normalise_model(name), None)
+            else:
+                self._running[normalise_model(name)] = time.time() + 300.0
+
+    def _running_entries(self) -> list[dict[str, Any]]:
+        with self._cond:
+            running = dict(self._running)
+        entries = []
+        for name, expires in running.items():
+            entry = self._model_entry(name)
+            entry.pop("modified_at")
+            entry["expires_at"] = datetime.fromtimestamp(expires, UTC).isoformat()
+            entry["size_vram"] = entry["size"]
+            entry["context_length"] = 4096
+            entries.append(entry)
+        return entries
+
+    @staticmethod
+    def _model_entry(name: str) -> dict[str, Any]:
+        digest = hashlib.sha256(name.encode()).hexdigest()
+        family = re.split(r"[^a-z]", name.lower(), maxsplit=1)[0] or "llama"
+        return {
+            "name": name,
+            "model": name,
+            "modified_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+            "size": 1_321_098_329,
+            "digest": digest,
+            "details": {
+                "parent_model": "",
+                "format": "gguf",
+                "family": family,
+                "families": [family],
+                "parameter_size": "1.2B",
+                "quantization_level": "Q8_0",
+            },
+        }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve until killed (SIGTERM / SIGINT)."""
+    parser = argparse.ArgumentParser(prog="python -m tests.ollama_server", description="A loopback Ollama look-alike.")
+    parser.add_argument("--port", type=int, default=11434, help="0 picks a free port")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--ttft-ms", type=float, default=150.0)
+    parser.add_argument("--tokens-per-s", type=float, default=40.0)
+    parser.add_argument("--reply", default=DEFAULT_REPLY)
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated")
+    args = parser.parse_args(argv)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server = OllamaTestServer(
+        models=models,
+        reply=args.reply,
+        ttft_ms=args.ttft_ms,
+        tokens_per_s=args.tokens_per_s,
+        port=args.port,
+        host=args.host,
+    )
+    with server:
+        print(f"listening on {server.url}", flush=True)
+        while not stop.wait(1.0):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
