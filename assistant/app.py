@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from assistant.audio.clock import SampleClock
+from assistant.audio.wav import WavMicrophone
 from assistant.config import Config
 from assistant.core.assistant import Assistant, LoopSettings
 from assistant.core.conversation import Turn, TurnSettings
@@ -36,7 +37,7 @@ class Engines:
 
 def load_engines(config: Config, *, warm: bool = True) -> Engines:
     """Load (and warm) every model; raises ModelError naming a missing file."""
-    from assistant.engines.llm import OllamaChat
+    from assistant.engines.llm import OllamaLanguageModel
     from assistant.engines.stt import load_stt
     from assistant.engines.tts import load_tts
     from assistant.engines.vad import load_vad
@@ -47,7 +48,7 @@ def load_engines(config: Config, *, warm: bool = True) -> Engines:
         wake=load_wake(config.wake, models),
         vad=load_vad(config.vad, models),
         stt=load_stt(config.stt, models),
-        llm=OllamaChat(
+        llm=OllamaLanguageModel(
             host=config.llm.host,
             model=config.llm.model,
             options=dict(config.llm.options),
@@ -138,6 +139,8 @@ def build(
             audio_executor=audio_pool,
             sounds=sounds,
         )
+        if isinstance(mic, WavMicrophone):
+            mic.busy = lambda: assistant.busy
         yield Runtime(assistant, bus, clock, engines, mic, speaker)
 
 

@@ -24,7 +24,7 @@ from assistant.core.errors import (
     LlmTimeout,
     LlmUnreachable,
 )
-from assistant.core.ports import Message
+from assistant.core.ports import Health, Message
 from assistant.engines.llm import OllamaLanguageModel, normalise_host
 from tests.ollama_server import Behaviour, OllamaTestServer, split_tokens
 
@@ -59,6 +59,16 @@ async def collect(llm: OllamaLanguageModel, got: list[str] | None = None) -> lis
     finally:
         await llm.aclose()
     return pieces
+
+
+def check(llm: OllamaLanguageModel) -> list[Health]:
+    async def go() -> list[Health]:
+        try:
+            return await llm.check()
+        finally:
+            await llm.aclose()
+
+    return asyncio.run(go())
 
 
 def free_port() -> int:
@@ -267,20 +277,20 @@ def test_leaving_the_stream_early_closes_the_connection(srv: OllamaTestServer) -
 
 
 def test_check_all_ok(srv: OllamaTestServer) -> None:
-    rows = asyncio.run(make_llm(srv.url).check())
+    rows = check(make_llm(srv.url))
     assert [(r.part, r.ok) for r in rows] == [("llm.server", True), ("llm.model", True)]
     assert "0." in rows[0].detail
 
 
 def test_check_model_missing(srv: OllamaTestServer) -> None:
-    rows = asyncio.run(make_llm(srv.url, model="qwen2.5:1.5b").check())
+    rows = check(make_llm(srv.url, model="qwen2.5:1.5b"))
     assert [(r.part, r.ok) for r in rows] == [("llm.server", True), ("llm.model", False)]
     assert rows[1].fix == "ollama pull qwen2.5:1.5b"
     assert MODEL in rows[1].detail
 
 
 def test_check_server_unreachable() -> None:
-    rows = asyncio.run(make_llm(f"http://127.0.0.1:{free_port()}").check())
+    rows = check(make_llm(f"http://127.0.0.1:{free_port()}"))
     assert [(r.part, r.ok) for r in rows] == [("llm.server", False), ("llm.model", False)]
     assert "llm.host" in rows[0].fix
     assert rows[1].fix == f"ollama pull {MODEL}"
@@ -288,7 +298,7 @@ def test_check_server_unreachable() -> None:
 
 def test_check_default_tag_matches_latest() -> None:
     with OllamaTestServer(models=["qwen2.5"]) as server:
-        rows = asyncio.run(make_llm(server.url, model="qwen2.5:latest").check())
+        rows = check(make_llm(server.url, model="qwen2.5:latest"))
     assert all(r.ok for r in rows)
 
 
@@ -341,7 +351,13 @@ def test_server_streams_ndjson_chat_and_generate(srv: OllamaTestServer) -> None:
             assert final["done"] is True
             assert final["done_reason"] == "stop"
             assert final["eval_count"] == len(parts)
-            for stat in ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_duration"):
+            for stat in (
+                "total_duration",
+                "load_duration",
+                "prompt_eval_count",
+                "prompt_eval_duration",
+                "eval_duration",
+            ):
                 assert isinstance(final[stat], int)
 
 
@@ -373,10 +389,12 @@ def test_server_stops_promptly_with_hung_and_streaming_clients() -> None:
 
     def call() -> None:
         try:
-            with httpx.Client(base_url=server.url, trust_env=False, timeout=30.0) as http:
-                with http.stream("POST", "/api/chat", json={"model": MODEL, "messages": WIRE}) as response:
-                    for _ in response.iter_lines():
-                        pass
+            with (
+                httpx.Client(base_url=server.url, trust_env=False, timeout=30.0) as http,
+                http.stream("POST", "/api/chat", json={"model": MODEL, "messages": WIRE}) as response,
+            ):
+                for _ in response.iter_lines():
+                    pass
         except httpx.HTTPError as exc:
             failures.append(exc)
 
@@ -393,25 +411,21 @@ def test_server_stops_promptly_with_hung_and_streaming_clients() -> None:
 
 
 def test_server_runs_as_a_module() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.ollama_server", "--port", "0", "--ttft-ms", "0", "--reply", "Hi there."],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        assert line.startswith("listening on http://127.0.0.1:")
-        url = line.removeprefix("listening on ")
-        with httpx.Client(base_url=url, trust_env=False, timeout=10.0) as http:
-            assert http.get("/").text == "Ollama is running"
-            reply = http.post("/api/chat", json={"model": MODEL, "messages": WIRE, "stream": False})
-            assert reply.json()["message"]["content"] == "Hi there."
-            records = http.get("/_test/requests").json()
-        assert [r["path"] for r in records] == ["/", "/api/chat"]
-        assert records[1]["tokens_sent"] == 3
-        assert records[1]["finished_at"] >= records[1]["received_at"]
-    finally:
-        proc.terminate()
-        assert proc.wait(10.0) == 0
+    command = [sys.executable, "-m", "tests.ollama_server", "--port", "0", "--ttft-ms", "0", "--reply", "Hi there."]
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().strip()
+            assert line.startswith("listening on http://127.0.0.1:")
+            url = line.removeprefix("listening on ")
+            with httpx.Client(base_url=url, trust_env=False, timeout=10.0) as http:
+                assert http.get("/").text == "Ollama is running"
+                reply = http.post("/api/chat", json={"model": MODEL, "messages": WIRE, "stream": False})
+                assert reply.json()["message"]["content"] == "Hi there."
+                records = http.get("/_test/requests").json()
+            assert [r["path"] for r in records] == ["/", "/api/chat"]
+            assert records[1]["tokens_sent"] == 3
+            assert records[1]["finished_at"] >= records[1]["received_at"]
+        finally:
+            proc.terminate()
+            assert proc.wait(10.0) == 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import numpy as np
@@ -66,17 +66,25 @@ def write_wav(path: Path | str, audio: Audio, rate: int = SAMPLE_RATE) -> None:
 
 
 class WavMicrophone:
-    """A WAV file as the microphone; silence after it ends (`exhausted`)."""
+    """A WAV file as the microphone; silence after it ends (`exhausted`).
+
+    With `realtime=False` blocks come as fast as they are pulled while the
+    assistant is idle or listening, and in real time while `busy()` says a
+    turn is computing or playing: compute then costs the audio time it would
+    cost on a device, so the output lines up as a recording would.
+    """
 
     def __init__(self, path: Path | str, clock: SampleClock, *, realtime: bool = True) -> None:
         self.audio = read_wav(path)
         self.clock = clock
         self.realtime = realtime
         self.exhausted = False
+        self.busy: Callable[[], bool] = lambda: False
 
     async def blocks(self) -> AsyncIterator[Audio]:
         silence = np.zeros(BLOCK_SAMPLES, np.float32)
-        started = time.monotonic()
+        block_s = BLOCK_SAMPLES / SAMPLE_RATE
+        anchor_wall, anchor_index = time.monotonic(), 0
         index = 0
         while True:
             chunk = self.audio[index * BLOCK_SAMPLES : (index + 1) * BLOCK_SAMPLES]
@@ -84,10 +92,11 @@ class WavMicrophone:
                 self.exhausted = True
                 chunk = np.concatenate([chunk, silence[: BLOCK_SAMPLES - len(chunk)]])
             index += 1
-            if self.realtime:
-                due = started + index * BLOCK_SAMPLES / SAMPLE_RATE
+            if self.realtime or self.busy():
+                due = anchor_wall + (index - anchor_index) * block_s
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
             else:
+                anchor_wall, anchor_index = time.monotonic(), index
                 await asyncio.sleep(0)  # let the turn's tasks run between blocks
             self.clock.advance(BLOCK_SAMPLES)
             yield chunk

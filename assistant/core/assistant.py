@@ -93,6 +93,11 @@ class Assistant:
         turn.on_reply_started = lambda: self._fire(Trigger.REPLY_STARTED)
         bus.subscribe(self._on_event)
 
+    @property
+    def busy(self) -> bool:
+        """A turn (or a speculative transcription) is computing or playing."""
+        return any(t is not None and not t.done() for t in (self._turn_task, self._speculation))
+
     # -- state -------------------------------------------------------------
     def _fire(self, trigger: Trigger) -> None:
         new = next_state(self.state, trigger)

@@ -171,8 +171,7 @@ class Turn:
             for chunk in splitter.flush():
                 await self._synthesize(record, chunk, queue)
             await self._synthesize(record, self.settings.apology, queue, apology=True)
-        finally:
-            await queue.put(None)
+        await queue.put(None)
 
     async def _synthesize(
         self,

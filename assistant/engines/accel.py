@@ -53,8 +53,7 @@ def onnx_providers(requested: Requested, engine: str) -> list[str]:
         _warn_once(
             engine,
             requested,
-            "%s: accelerator 'cuda' requested but this onnxruntime has no %s; running on the "
-            "CPU. To use the GPU, %s",
+            "%s: accelerator 'cuda' requested but this onnxruntime has no %s; running on the CPU. To use the GPU, %s",
             engine,
             CUDA,
             ONNX_CUDA_HINT,

@@ -197,7 +197,7 @@ class OllamaLanguageModel:
                     options=options,
                     keep_alive=self.keep_alive,
                 )
-        except Exception as exc:  # noqa: BLE001 - a warm-up must never raise; it is only logged
+        except Exception as exc:  # a warm-up must never raise; it is only logged
             error = self._map_error(exc, pieces=0)
             level = logging.DEBUG if isinstance(error, LlmTimeout) else logging.WARNING
             log.log(level, "llm warm-up failed (%s): %s", error.code, error)
@@ -212,7 +212,7 @@ class OllamaLanguageModel:
         model_fix = f"ollama pull {self.model}"
         try:
             version = await self._version()
-        except Exception as exc:  # noqa: BLE001 - check reports every failure as a row
+        except Exception as exc:  # check reports every failure as a row
             error = self._map_error(exc, pieces=0)
             return [
                 Health("llm.server", False, f"{self.host}: {error}", server_fix),
@@ -222,7 +222,7 @@ class OllamaLanguageModel:
         try:
             async with asyncio.timeout(self.timeout_s):
                 listing = await self._get_client().list()
-        except Exception as exc:  # noqa: BLE001 - check reports every failure as a row
+        except Exception as exc:  # check reports every failure as a row
             error = self._map_error(exc, pieces=0)
             rows.append(Health("llm.model", False, f"{self.model}: cannot list models: {error}", model_fix))
             return rows

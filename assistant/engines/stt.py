@@ -79,9 +79,7 @@ def check_model_file(path: Path, fix: str) -> None:
     if magic != GGML_MAGIC:
         raise ModelError(f"{path} is not a whisper.cpp ggml model (bad magic {magic!r}); {fix}")
     if size < MIN_MODEL_BYTES:
-        raise ModelError(
-            f"{path} is only {size} bytes: truncated, or a vocab-only test file; {fix}"
-        )
+        raise ModelError(f"{path} is only {size} bytes: truncated, or a vocab-only test file; {fix}")
 
 
 class WhisperCpp:
@@ -152,9 +150,7 @@ class WhisperCpp:
         ctx = audio_ctx_for(len(samples), self.min_audio_ctx) if audio_ctx is None else audio_ctx
         try:
             with self._lock:
-                segments = self._model.transcribe(
-                    samples, no_timestamps=True, language=self.language, audio_ctx=ctx
-                )
+                segments = self._model.transcribe(samples, no_timestamps=True, language=self.language, audio_ctx=ctx)
         except Exception as exc:
             raise SpeechToTextFailed(f"whisper.cpp failed: {exc}") from exc
         text = clean_text(" ".join(segment.text for segment in segments))

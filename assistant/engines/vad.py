@@ -47,9 +47,7 @@ class SileroVad:
             ) from exc
         names = {i.name for i in self._session.get_inputs()}
         if not {"input", "state", "sr"} <= names:
-            raise ModelError(
-                f"{model_path} is not a Silero VAD v5/v6 model (inputs {sorted(names)}); {fix}"
-            )
+            raise ModelError(f"{model_path} is not a Silero VAD v5/v6 model (inputs {sorted(names)}); {fix}")
         self.model_path = model_path
         self.device: accel.Device = accel.session_device(self._session)
         self._sr = np.array(SAMPLE_RATE, dtype=np.int64)
@@ -60,9 +58,7 @@ class SileroVad:
 
     def _window(self, window: Audio) -> float:
         frame = np.concatenate((self._context, window))[None, :]
-        output, self._state = self._session.run(
-            None, {"input": frame, "state": self._state, "sr": self._sr}
-        )
+        output, self._state = self._session.run(None, {"input": frame, "state": self._state, "sr": self._sr})
         self._context = frame[0, -CONTEXT:]
         return float(output[0, 0])
 

@@ -46,12 +46,14 @@ class OpenWakeWord:
         refractory_s: float = 2.0,
         threads: int = 1,
         accelerator: accel.Requested = "cpu",
+        fix: str = "",
     ) -> None:
-        from openwakeword.model import Model  # type: ignore[import-untyped]
+        from openwakeword.model import Model  # type: ignore[import-untyped,unused-ignore]
 
         self.names = [name for name, _ in wake_models]
+        fix = fix or "check wake.models"
         self.threshold = threshold
-        self.refractory_samples = int(round(refractory_s * SAMPLE_RATE))
+        self.refractory_samples = round(refractory_s * SAMPLE_RATE)
         gpu = accel.CUDA in accel.onnx_providers(accelerator, "wake")
         try:
             # Existing paths make the library skip its pretrained-name lookup
@@ -70,8 +72,8 @@ class OpenWakeWord:
         except Exception as exc:
             files = ", ".join(str(p) for p in (*(p for _, p in wake_models), melspec_model, embedding_model))
             raise ModelError(
-                f"openWakeWord could not load its models ({files}): {exc}. The files may be "
-                f"corrupt: fetch them again (assistant models download {' '.join(self.names)})"
+                f"openWakeWord could not load its models ({files}): {exc}. A file may be "
+                f"corrupt or not an openWakeWord ONNX model; {fix}"
             ) from exc
         # The library keys models by file stem ("hey_jarvis_v0.1"); report config names.
         self._label = {Path(path).stem: name for name, path in wake_models}
@@ -133,14 +135,10 @@ def _resolve(kind: str, name: str, models_dir: Path, key: str) -> Path:
     try:
         return catalogue.expected_path(models_dir, kind, name)
     except catalogue.UnknownModel as exc:
-        raise ModelError(
-            f"{key}: {exc}. Give a bundled name or the path to an openWakeWord .onnx file"
-        ) from None
+        raise ModelError(f"{key}: {exc}. Give a bundled name or the path to an openWakeWord .onnx file") from None
 
 
-def _feature_path(
-    setting: str | None, beside: Path, default_file: str, models_dir: Path, key: str
-) -> Path:
+def _feature_path(setting: str | None, beside: Path, default_file: str, models_dir: Path, key: str) -> Path:
     if setting is None:
         return beside / default_file
     return _resolve("features", setting, models_dir, key)
@@ -150,29 +148,22 @@ def load_wake(cfg: WakeConfig, models_dir: Path) -> OpenWakeWord:
     """Build the wake-word detector from config; ModelError names any missing file and its fix."""
     models_dir = Path(models_dir).expanduser()
     wake_models = [
-        (Path(n).stem if looks_like_path(n) else n, _resolve("wake", n, models_dir, "wake.models"))
-        for n in cfg.models
+        (Path(n).stem if looks_like_path(n) else n, _resolve("wake", n, models_dir, "wake.models")) for n in cfg.models
     ]
     beside = wake_models[0][1].parent
-    melspec = _feature_path(
-        cfg.melspectrogram_model, beside, MELSPEC_FILE, models_dir, "wake.melspectrogram_model"
-    )
-    embedding = _feature_path(
-        cfg.embedding_model, beside, EMBEDDING_FILE, models_dir, "wake.embedding_model"
-    )
+    melspec = _feature_path(cfg.melspectrogram_model, beside, MELSPEC_FILE, models_dir, "wake.melspectrogram_model")
+    embedding = _feature_path(cfg.embedding_model, beside, EMBEDDING_FILE, models_dir, "wake.embedding_model")
     for _, path in wake_models:
         if path.suffix != ".onnx":
             raise ModelError(f"wake.models: {path} is not an .onnx model (only ONNX is supported)")
+    bundled = [n for n in cfg.models if not looks_like_path(n)]
+    if bundled:  # downloading a wake word also fetches the feature models it requires
+        fix = f"run: {catalogue.download_command(bundled, models_dir)}"
+    else:
+        fix = "check wake.models (and wake.melspectrogram_model / wake.embedding_model)"
     missing = [p for p in (*(p for _, p in wake_models), melspec, embedding) if not p.is_file()]
     if missing:
-        bundled = [n for n in cfg.models if not looks_like_path(n)]
-        if bundled:
-            fix = f"run: {catalogue.download_command(bundled, models_dir)}"
-        else:
-            fix = "check wake.models (and wake.melspectrogram_model / wake.embedding_model)"
-        raise ModelError(
-            f"wake-word model file(s) missing: {', '.join(str(p) for p in missing)}; {fix}"
-        )
+        raise ModelError(f"wake-word model file(s) missing: {', '.join(str(p) for p in missing)}; {fix}")
     return OpenWakeWord(
         wake_models,
         melspec,
@@ -181,4 +172,5 @@ def load_wake(cfg: WakeConfig, models_dir: Path) -> OpenWakeWord:
         refractory_s=cfg.refractory_s,
         threads=cfg.threads,
         accelerator=cfg.accelerator,
+        fix=fix,
     )
