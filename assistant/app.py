@@ -162,7 +162,9 @@ def open_audio(
     else:
         from assistant.audio.devices import PyAudioMicrophone
 
-        real_mic = PyAudioMicrophone(config.audio.input_device, config.audio.input_rate, clock)
+        real_mic = PyAudioMicrophone(
+            config.audio.input_device, config.audio.input_rate, clock, queue_blocks=config.audio.queue_blocks
+        )
         stack.callback(real_mic.close)
         mic = real_mic
     if output_wav is not None:

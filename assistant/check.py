@@ -40,7 +40,9 @@ def audio_rows(config: Config) -> list[Health]:
             device = find_device(name, kind)  # type: ignore[arg-type]
             rows.append(Health(part, True, device.describe()))
         except AssistantError as exc:
-            rows.append(Health(part, False, str(exc).splitlines()[0], f"set audio.{kind}_device (see `assistant devices`)"))
+            rows.append(
+                Health(part, False, str(exc).splitlines()[0], f"set audio.{kind}_device (see `assistant devices`)")
+            )
     return rows
 
 
@@ -63,8 +65,11 @@ def collect(config: Config) -> list[Health]:
     ):
         rows += _load(part, loader)[1]
     llm = OllamaLanguageModel(
-        host=config.llm.host, model=config.llm.model, options=dict(config.llm.options),
-        keep_alive=config.llm.keep_alive, timeout_s=min(config.llm.timeout_s, 5.0),
+        host=config.llm.host,
+        model=config.llm.model,
+        options=dict(config.llm.options),
+        keep_alive=config.llm.keep_alive,
+        timeout_s=min(config.llm.timeout_s, 5.0),
     )
     rows += asyncio.run(llm.check())
     return rows

@@ -41,8 +41,12 @@ def setup_logging(level: str) -> None:
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config; repeat to layer files")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one key, e.g. llm.model=qwen2.5:1.5b")
+    parser.add_argument(
+        "--config", action="append", default=[], metavar="FILE", help="YAML config; repeat to layer files"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override one key, e.g. llm.model=qwen2.5:1.5b"
+    )
 
 
 def load_config(args: argparse.Namespace) -> config_module.Config:

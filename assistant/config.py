@@ -139,15 +139,9 @@ class ServerConfig(Section):
 
 class Config(Section):
     models_dir: str = Field(
-        default_factory=lambda: os.environ.get(
-            "ASSISTANT_MODELS_DIR", "~/.local/share/assistant/models"
-        )
+        default_factory=lambda: os.environ.get("ASSISTANT_MODELS_DIR", "~/.local/share/assistant/models")
     )
-    state_dir: str = Field(
-        default_factory=lambda: os.environ.get(
-            "STATE_DIRECTORY", "~/.local/state/assistant"
-        )
-    )
+    state_dir: str = Field(default_factory=lambda: os.environ.get("STATE_DIRECTORY", "~/.local/state/assistant"))
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     audio: AudioConfig = AudioConfig()
     wake: WakeConfig = WakeConfig()
@@ -199,9 +193,7 @@ def read_file(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"config file {path} must hold a mapping of sections, not {type(data).__name__}"
-        )
+        raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(data).__name__}")
     return data
 
 

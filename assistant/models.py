@@ -750,7 +750,7 @@ def list_table(
             )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths))
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=False))
         + "  "
         + row[4]
         for row in rows

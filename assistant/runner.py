@@ -1,17 +1,43 @@
-"""`assistant run`: the long-running process around the core loop."""
+"""`assistant run`: the long-running process around the core loop.
+
+It owns what the core does not: signals, systemd's notify protocol (READY
+once every model is loaded and the audio is open, WATCHDOG pings from the
+loop, STATUS with the state) and the optional realtime server.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from assistant.app import build
+from assistant.app import Runtime, build
 from assistant.config import Config
+from assistant.device.notify import SystemdNotifier
+from assistant.events import Event
 
 log = logging.getLogger(__name__)
+
+
+def _status_line(event: Event) -> str | None:
+    if event.type == "state":
+        return f"state: {getattr(event, 'state', '?')}"
+    if event.type == "error":
+        return f"error: {getattr(event, 'code', '?')}: {getattr(event, 'message', '')}"
+    if event.type == "muted":
+        return "state: muted" if getattr(event, "muted", False) else "state: unmuted"
+    return None
+
+
+async def _watchdog(notifier: SystemdNotifier, interval: float) -> None:
+    """Ping from the event loop itself: a stuck loop stops the pings and gets restarted."""
+    while True:
+        notifier.watchdog()
+        await asyncio.sleep(interval / 2)
 
 
 async def run(
@@ -23,16 +49,58 @@ async def run(
     events: IO[str] | None = None,
 ) -> None:
     """Load everything, open the audio, then run until the input ends or a signal."""
+    notifier = SystemdNotifier()
     with build(config, input_wav=input_wav, output_wav=output_wav, fast=fast, events=events) as runtime:
         loop = asyncio.get_running_loop()
         main = asyncio.current_task()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, lambda: main.cancel() if main else None)
-            except (NotImplementedError, RuntimeError):
-                pass
-        log.info("ready: listening for %s", ", ".join(config.wake.models))
-        try:
-            await runtime.assistant.run()
-        except asyncio.CancelledError:
-            log.info("stopping")
+
+        def on_event(event: Event) -> None:
+            line = _status_line(event)
+            if line is not None:
+                notifier.status(line)
+
+        runtime.bus.subscribe(on_event)
+        with contextlib.ExitStack() as device:
+            device.enter_context(_attach_device(runtime, config))
+            await _serve(runtime, config, notifier)
+        notifier.stopping()
+
+
+@contextlib.contextmanager
+def _attach_device(runtime: Runtime, config: Config) -> Iterator[None]:
+    """LEDs, the mute button and the persisted mute switch, where configured."""
+    from assistant.device.wiring import attach_device
+
+    with attach_device(runtime.assistant, runtime.bus, config):
+        yield
+
+
+async def _serve(runtime: Runtime, config: Config, notifier: SystemdNotifier) -> None:
+    tasks: list[asyncio.Task[None]] = []
+    interval = notifier.watchdog_interval()
+    if interval:
+        tasks.append(asyncio.create_task(_watchdog(notifier, interval), name="watchdog"))
+    if config.server.enabled:
+        from assistant.realtime.server import serve
+
+        tasks.append(
+            asyncio.create_task(
+                serve(config, runtime.engines, host=config.server.host, port=config.server.port), name="realtime"
+            )
+        )
+    log.info("ready: listening for %s", ", ".join(config.wake.models))
+    notifier.ready()
+    notifier.status("state: idle")
+    try:
+        await runtime.assistant.run()
+    except asyncio.CancelledError:
+        log.info("stopping")
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -60,7 +60,9 @@ def speak(text: str, path: Path, *, voice: str = "en-us", speed: int = 150) -> P
 
 
 def silence(path: Path, seconds: float) -> Path:
-    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(path), "trim", "0", str(seconds)], check=True)
+    subprocess.run(
+        ["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(path), "trim", "0", str(seconds)], check=True
+    )
     return path
 
 
@@ -93,7 +95,7 @@ def test_config(models_dir: Path, tmp_path: Path) -> Path:
     path.write_text(
         f"""
 models_dir: {models_dir}
-state_dir: {tmp_path / 'state'}
+state_dir: {tmp_path / "state"}
 wake:
   models: [hey_jarvis]
 stt:

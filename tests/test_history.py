@@ -11,7 +11,12 @@ def test_bounded_by_turns() -> None:
         h.add(f"q{i}", f"a{i}", now=float(i))
     msgs = h.messages("q4", now=5.0)
     assert [(m.role, m.content) for m in msgs] == [
-        ("system", "sys"), ("user", "q2"), ("assistant", "a2"), ("user", "q3"), ("assistant", "a3"), ("user", "q4")
+        ("system", "sys"),
+        ("user", "q2"),
+        ("assistant", "a2"),
+        ("user", "q3"),
+        ("assistant", "a3"),
+        ("user", "q4"),
     ]
 
 

@@ -387,7 +387,7 @@ def test_requirements_come_first_and_unknown_names_are_refused(
         "feat",
         "gamma",
     ]
-    with pytest.raises(models.UnknownModel, match="'nope'.*known: alpha, beta"):
+    with pytest.raises(models.UnknownModel, match=r"'nope'.*known: alpha, beta"):
         models.download(["nope"], "/nonexistent", progress=False)
 
 

@@ -49,8 +49,20 @@ class Run:
 
 def run_assistant(config: Path, wav: Path, tmp: Path, *sets: str, fast: bool = True, timeout: float = 120) -> Run:
     events, output = tmp / "events.jsonl", tmp / "out.wav"
-    command = [sys.executable, "-m", "assistant", "run", "--config", str(config), "--input", str(wav),
-               "--output", str(output), "--events", str(events)]
+    command = [
+        sys.executable,
+        "-m",
+        "assistant",
+        "run",
+        "--config",
+        str(config),
+        "--input",
+        str(wav),
+        "--output",
+        str(output),
+        "--events",
+        str(events),
+    ]
     command += ["--fast"] if fast else []
     for item in sets:
         command += ["--set", item]
@@ -72,8 +84,18 @@ def test_whole_turn(test_config: Path, speech: dict[str, Path], ollama: Any, tmp
     assert run.returncode == 0, run.stderr
     assert run.states()[:5] == ["idle", "listening", "thinking", "speaking", "idle"]
     kinds = [e["type"] for e in run.events]
-    for kind in ("wake", "speech_started", "speech_stopped", "transcript", "llm_request", "llm_first_token",
-                 "sentence", "audio_started", "audio_stopped", "turn"):
+    for kind in (
+        "wake",
+        "speech_started",
+        "speech_stopped",
+        "transcript",
+        "llm_request",
+        "llm_first_token",
+        "sentence",
+        "audio_started",
+        "audio_stopped",
+        "turn",
+    ):
         assert kind in kinds, f"no {kind} event in {kinds}"
     assert run.of("wake")[0]["model"] == "hey_jarvis"
     assert run.of("transcript")[0]["text"] == "what is the capital of France?"
@@ -81,14 +103,22 @@ def test_whole_turn(test_config: Path, speech: dict[str, Path], ollama: Any, tmp
     # The reply is streamed: the first sentence plays before the LLM has finished.
     assert run.of("audio_started")[0]["t"] < run.of("llm_done")[0]["t"]
     assert [s["text"] for s in run.of("sentence")][:2] == [
-        "The capital of France is Paris,", "a city on the river Seine."]
+        "The capital of France is Paris,",
+        "a city on the river Seine.",
+    ]
     # The output lines up with the input timeline: silent before, the reply after.
     started, stopped = run.of("audio_started")[0]["t"], run.of("audio_stopped")[0]["t"]
     assert run.rms(0, run.of("wake")[0]["t"]) == 0.0
     assert run.rms(started, stopped) > 0.05
     turn = run.of("turn")[0]
-    for key in ("endpointing_ms", "stt_ms", "llm_first_token_ms", "first_sentence_ms", "tts_ms",
-                "end_of_speech_to_first_audio_ms"):
+    for key in (
+        "endpointing_ms",
+        "stt_ms",
+        "llm_first_token_ms",
+        "first_sentence_ms",
+        "tts_ms",
+        "end_of_speech_to_first_audio_ms",
+    ):
         assert turn[key] is not None and turn[key] >= 0, key
     # The LLM got the persona, the request and keep_alive; the prefix was warmed on wake.
     chats = [r for r in ollama.requests_to("/api/chat") if r.body.get("messages")]
@@ -100,7 +130,9 @@ def test_whole_turn(test_config: Path, speech: dict[str, Path], ollama: Any, tmp
 
 
 def test_request_after_a_pause(test_config: Path, speech: dict[str, Path], ollama: Any, tmp_path: Path) -> None:
-    wav = concat(tmp_path / "in.wav", speech["hey_jarvis"], speech["silence_1"], speech["question"], speech["silence_4"])
+    wav = concat(
+        tmp_path / "in.wav", speech["hey_jarvis"], speech["silence_1"], speech["question"], speech["silence_4"]
+    )
     run = run_assistant(test_config, wav, tmp_path, f"llm.host={ollama.url}")
     assert run.returncode == 0, run.stderr
     assert run.of("speech_started")[0]["t"] > run.of("wake")[0]["t"] + 0.5
@@ -108,8 +140,9 @@ def test_request_after_a_pause(test_config: Path, speech: dict[str, Path], ollam
 
 
 def test_barge_in(test_config: Path, speech: dict[str, Path], ollama: Any, tmp_path: Path) -> None:
-    wav = concat(tmp_path / "in.wav", speech["wake_and_question"], speech["silence_4"],
-                 speech["hey_jarvis"], speech["silence_8"])
+    wav = concat(
+        tmp_path / "in.wav", speech["wake_and_question"], speech["silence_4"], speech["hey_jarvis"], speech["silence_8"]
+    )
     long_reply = " ".join([REPLY] * 4)
     ollama.script(Behaviour(), Behaviour(reply=long_reply))  # the first answers the warm-up
     run = run_assistant(test_config, wav, tmp_path, f"llm.host={ollama.url}")
@@ -127,8 +160,9 @@ def test_barge_in(test_config: Path, speech: dict[str, Path], ollama: Any, tmp_p
 
 
 def test_follow_up_window(test_config: Path, speech: dict[str, Path], ollama: Any, tmp_path: Path) -> None:
-    wav = concat(tmp_path / "in.wav", speech["wake_and_question"], speech["silence_8"], speech["question"],
-                 speech["silence_8"])
+    wav = concat(
+        tmp_path / "in.wav", speech["wake_and_question"], speech["silence_8"], speech["question"], speech["silence_8"]
+    )
     ollama.script(Behaviour(), Behaviour(reply="Paris."), Behaviour(reply="Still Paris."))
     run = run_assistant(test_config, wav, tmp_path, f"llm.host={ollama.url}", "conversation.follow_up_s=8")
     assert run.returncode == 0, run.stderr
@@ -147,12 +181,16 @@ def test_no_speech_timeout(test_config: Path, speech: dict[str, Path], ollama: A
     assert len(run.of("no_speech")) == 1
     assert run.of("no_speech")[0]["t"] - run.of("wake")[0]["t"] == pytest.approx(3.0, abs=0.2)
     assert run.of("transcript") == [] and run.states()[-1] == "idle"
-    assert not [r for r in ollama.requests_to("/api/chat") if r.body.get("messages", [])[-1:] and
-                r.body["messages"][-1]["role"] == "user"]
+    assert not [
+        r
+        for r in ollama.requests_to("/api/chat")
+        if r.body.get("messages", [])[-1:] and r.body["messages"][-1]["role"] == "user"
+    ]
 
 
-def test_no_wake_without_the_wake_word(test_config: Path, speech: dict[str, Path], audio_dir: Path,
-                                       ollama: Any, tmp_path: Path) -> None:
+def test_no_wake_without_the_wake_word(
+    test_config: Path, speech: dict[str, Path], audio_dir: Path, ollama: Any, tmp_path: Path
+) -> None:
     wav = concat(tmp_path / "in.wav", speech["other"], audio_dir / "jfk.wav", audio_dir / "hey_jane.wav")
     run = run_assistant(test_config, wav, tmp_path, f"llm.host={ollama.url}")
     assert run.returncode == 0, run.stderr
@@ -161,8 +199,13 @@ def test_no_wake_without_the_wake_word(test_config: Path, speech: dict[str, Path
 
 
 def test_ollama_down_apologises_and_keeps_working(test_config: Path, speech: dict[str, Path], tmp_path: Path) -> None:
-    wav = concat(tmp_path / "in.wav", speech["wake_and_question"], speech["silence_8"],
-                 speech["wake_and_question"], speech["silence_8"])
+    wav = concat(
+        tmp_path / "in.wav",
+        speech["wake_and_question"],
+        speech["silence_8"],
+        speech["wake_and_question"],
+        speech["silence_8"],
+    )
     run = run_assistant(test_config, wav, tmp_path, "llm.host=http://127.0.0.1:9")
     assert run.returncode == 0, run.stderr
     errors = run.of("error")
@@ -193,8 +236,9 @@ def test_missing_model_exits_78(test_config: Path, speech: dict[str, Path], tmp_
     assert "Traceback" not in run.stderr
 
 
-def test_missing_bundled_model_names_the_download_command(test_config: Path, speech: dict[str, Path],
-                                                           tmp_path: Path) -> None:
+def test_missing_bundled_model_names_the_download_command(
+    test_config: Path, speech: dict[str, Path], tmp_path: Path
+) -> None:
     run = run_assistant(test_config, speech["hey_jarvis"], tmp_path, "stt.model=base.en")
     assert run.returncode == 78
     assert "ggml-base.en.bin" in run.stderr and "assistant models download base.en" in run.stderr
@@ -207,7 +251,12 @@ def test_bad_config_exits_78(test_config: Path, speech: dict[str, Path], tmp_pat
     assert "Traceback" not in run.stderr
     bad_file = tmp_path / "bad.yaml"
     bad_file.write_text("llm:\n  modle: x\n")
-    done = subprocess.run([sys.executable, "-m", "assistant", "run", "--config", str(bad_file)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "assistant", "run", "--config", str(bad_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 78
     assert "llm.modle: unknown key" in done.stderr and "model" in done.stderr

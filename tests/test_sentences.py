@@ -18,8 +18,11 @@ CASES = [
     ("Paris is the capital. It is big!", 0, ["Paris is the capital.", "It is big!"]),
     ("Dr. Smith met Mr. Jones at 3.5 km. Then left.", 0, ["Dr. Smith met Mr. Jones at 3.5 km.", "Then left."]),
     ("J. R. R. Tolkien wrote it. Yes?", 0, ["J. R. R. Tolkien wrote it.", "Yes?"]),
-    ("The capital of France is Paris, a city on the Seine. Nice, right?", 20,
-     ["The capital of France is Paris,", "a city on the Seine.", "Nice, right?"]),
+    (
+        "The capital of France is Paris, a city on the Seine. Nice, right?",
+        20,
+        ["The capital of France is Paris,", "a city on the Seine.", "Nice, right?"],
+    ),
     ("Yes, it is. Sure.", 20, ["Yes, it is.", "Sure."]),
     ("**Paris** is the `capital`.\n\n# Next\nMore", 0, ["Paris is the capital.", "Next", "More"]),
     ("No ending punctuation", 0, ["No ending punctuation"]),

@@ -31,9 +31,9 @@ class History:
 
     def expire(self, now: float) -> None:
         """Forget everything when the last exchange ended too long ago."""
-        if self._exchanges and self.forget_after_s > 0:
-            if now - self._exchanges[-1].ended_at > self.forget_after_s:
-                self._exchanges.clear()
+        stale = self._exchanges and now - self._exchanges[-1].ended_at > self.forget_after_s
+        if stale and self.forget_after_s > 0:
+            self._exchanges.clear()
 
     def messages(self, user_text: str | None, now: float) -> list[Message]:
         """The prompt for a new request (`None` gives just the prefix, for warming)."""
