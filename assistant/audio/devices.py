@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -74,8 +76,23 @@ def _info(pa: Any, raw: dict[str, Any]) -> DeviceInfo:
         output_rates=tuple(r for r in COMMON_RATES if n_out and _supported(pa, index, "output", r)))
 
 
+def open_portaudio() -> Any:
+    """`pyaudio.PyAudio()` without the ALSA/JACK probing chatter on stderr."""
+    if os.environ.get("ASSISTANT_AUDIO_DEBUG"):
+        return pyaudio.PyAudio()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            return pyaudio.PyAudio()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _with_pa(pa: Any | None, fn: Callable[[Any], T]) -> T:
-    own = pyaudio.PyAudio() if pa is None else None
+    own = open_portaudio() if pa is None else None
     try:
         return fn(pa if own is None else own)
     finally:
@@ -110,7 +127,7 @@ class _Device:
     def __init__(self, kind: Kind, device: str | None, rate: int | None, block_s: float,
                  clock: SampleClock | None) -> None:
         self.clock = clock if clock is not None else SampleClock()
-        self._pa = pyaudio.PyAudio()
+        self._pa = open_portaudio()
         try:
             dev = self.device = find_device(device, kind, self._pa)
             if rate is None:
