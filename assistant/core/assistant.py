@@ -29,6 +29,7 @@ from assistant.core.ports import (
     Speaker,
     VoiceActivity,
     WakeDetector,
+    WakeHit,
 )
 from assistant.core.states import State, Trigger, next_state
 from assistant.events import (
@@ -154,7 +155,7 @@ class Assistant:
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
 
-    def _infer(self, block: Audio, listening: bool) -> tuple[object, float]:
+    def _infer(self, block: Audio, listening: bool) -> tuple[WakeHit | None, float]:
         hit = self.wake.process(block)
         probability = self.vad.process(block) if listening else 0.0
         return hit, probability
@@ -168,15 +169,14 @@ class Assistant:
         hit, probability = await loop.run_in_executor(self.audio_executor, self._infer, block, listening)
         now = self.clock.now()
         if hit is not None and self.state != State.LISTENING:
-            self._on_wake(hit, now)  # type: ignore[arg-type]
+            self._on_wake(hit, now)
             return
         if self.state == State.LISTENING and self._endpointer is not None:
             await self._on_listening(block, probability, now)
 
-    def _on_wake(self, hit: object, now: float) -> None:
-        model, score = getattr(hit, "model", "?"), float(getattr(hit, "score", 0.0))
-        log.info("wake word %s (score %.2f) at %.2fs", model, score, now)
-        self.bus.publish(Wake(now, model, score))
+    def _on_wake(self, hit: WakeHit, now: float) -> None:
+        log.info("wake word %s (score %.2f) at %.2fs", hit.model, hit.score, now)
+        self.bus.publish(Wake(now, hit.model, float(hit.score)))
         if self._turn_task is not None and not self._turn_task.done():
             self._turn_task.cancel()  # barge-in: the turn task owns LLM, TTS and playback
         self._cancel_speculation()
@@ -221,7 +221,8 @@ class Assistant:
             self._endpointer = None
             assert endpointer.last_voice_end is not None
             speech_end = now - (endpointer.elapsed_s - endpointer.last_voice_end)
-            self.bus.publish(SpeechStopped(speech_end, endpointer.last_voice_end - (endpointer.speech_started_at or 0)))
+            duration = endpointer.last_voice_end - (endpointer.speech_started_at or 0.0)
+            self.bus.publish(SpeechStopped(speech_end, round(duration, 3)))
             audio = np.concatenate(self._utterance)
             record = TurnRecord(speech_end=speech_end, endpoint_at=now)
             speculation = self._take_speculation(endpointer)

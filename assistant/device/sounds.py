@@ -1,15 +1,17 @@
 """Short feedback sounds the assistant makes itself: synthesised, no files to ship.
 
-Each sound is a few bell-like sine notes with a soft attack and an exponential
-decay, 16 kHz mono float32 like every other audio in the core.  They are kept
-tonal on purpose (pure partials, no noise, no glottal-like buzz): the
-microphone hears them too, and the VAD must not take them for speech.
+Every sound is a few sine notes with a raised-cosine attack and release (no
+clicks) at 16 kHz mono float32, like all audio in the core.  They are pitched
+high on purpose, above 1 kHz for the chimes and a rough 800 Hz dyad for the
+error buzz: tones in the range of a voice's pitch (100-500 Hz), in syllable-like
+bursts, are what Silero VAD takes for speech, and the microphone hears the
+speaker.  `tests/test_device.py` runs the real VAD over each sound to hold that.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -21,36 +23,35 @@ log = logging.getLogger(__name__)
 NAMES = ("wake", "end_of_listening", "error", "mute_on", "mute_off")
 """The sounds `Assistant` plays, by the names it looks them up."""
 
-Note = tuple[float, float, float]
-"""(start in seconds, frequency in Hz, duration in seconds)."""
+Partials = Sequence[tuple[float, float]]
+"""(frequency in Hz, relative amplitude) of the sines in one note."""
 
-_ATTACK_S = 0.006
-_RELEASE_S = 0.012
+Note = tuple[float, Partials, float]
+"""(start in seconds, partials, duration in seconds)."""
+
+_ATTACK_S = 0.01
+_RELEASE_S = 0.03
 
 
-def _note(frequency: float, duration_s: float, *, decay: float = 5.0, partials: Sequence[float] = (1.0, 0.25)) -> Audio:
-    """One bell-like note: harmonic partials, quick attack, exponential decay, clean ending."""
+def _tone(partials: Partials, duration_s: float, *, decay: float) -> Audio:
+    """One note: summed sines, exponential decay, raised-cosine attack and release."""
     n = int(round(duration_s * SAMPLE_RATE))
     t = np.arange(n, dtype=np.float64) / SAMPLE_RATE
-    wave = np.zeros(n)
-    for k, amplitude in enumerate(partials, start=1):
-        if frequency * k < SAMPLE_RATE / 2:
-            wave += amplitude * np.sin(2 * np.pi * frequency * k * t)
+    wave = sum((amplitude * np.sin(2 * np.pi * frequency * t) for frequency, amplitude in partials), np.zeros(n))
     envelope = np.exp(-decay * t)
-    attack, release = int(_ATTACK_S * SAMPLE_RATE), int(_RELEASE_S * SAMPLE_RATE)
-    envelope[:attack] *= np.linspace(0.0, 1.0, attack, endpoint=False)
-    envelope[-release:] *= np.linspace(1.0, 0.0, release)
+    attack, release = min(n, int(_ATTACK_S * SAMPLE_RATE)), min(n, int(_RELEASE_S * SAMPLE_RATE))
+    envelope[:attack] *= 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, attack))
+    envelope[n - release :] *= 0.5 + 0.5 * np.cos(np.linspace(0.0, np.pi, release))
     result: Audio = (wave * envelope).astype(np.float32)
     return result
 
 
-def _sequence(notes: Sequence[Note], volume: float, make: Callable[[float, float], Audio] | None = None) -> Audio:
+def _mix(notes: Sequence[Note], volume: float, *, decay: float = 6.0) -> Audio:
     """Mix notes at their start times and scale the peak to `volume`."""
-    make = make or (lambda f, d: _note(f, d))
     length = max(int(round((start + duration) * SAMPLE_RATE)) for start, _, duration in notes)
     out = np.zeros(length, dtype=np.float32)
-    for start, frequency, duration in notes:
-        note = make(frequency, duration)
+    for start, partials, duration in notes:
+        note = _tone(partials, duration, decay=decay)
         offset = int(round(start * SAMPLE_RATE))
         out[offset : offset + len(note)] += note[: length - offset]
     peak = float(np.max(np.abs(out))) or 1.0
@@ -58,26 +59,28 @@ def _sequence(notes: Sequence[Note], volume: float, make: Callable[[float, float
     return scaled
 
 
-def _buzz(frequency: float, duration_s: float) -> Audio:
-    """A low, slightly rough tone: two close sines beating, no harmonic series like a voice."""
-    low = _note(frequency, duration_s, decay=2.0, partials=(1.0,))
-    beat = _note(frequency * 1.06, duration_s, decay=2.0, partials=(1.0,))
-    mixed: Audio = (low + 0.7 * beat).astype(np.float32)
-    return mixed
+def _bell(frequency: float) -> Partials:
+    """A soft bell: the fundamental and a faint octave."""
+    return ((frequency, 1.0), (2 * frequency, 0.15))
+
+
+_E6, _G6, _A6, _C7 = 1318.5, 1568.0, 1760.0, 2093.0
+_C6, _D6 = 1046.5, 1174.7
+_BUZZ: Partials = ((800.0, 1.0), (860.0, 0.8))  # 60 Hz beating: heard as a buzz
 
 
 def synthesize(name: str, volume: float = 0.5) -> Audio:
     """Make one named sound (see `NAMES`) with its peak at `volume` (0..1)."""
-    if name == "wake":  # rising two-tone chime: E5 then A5
-        return _sequence([(0.0, 659.3, 0.12), (0.09, 880.0, 0.16)], volume)
+    if name == "wake":  # rising two-tone chime
+        return _mix([(0.0, _bell(_E6), 0.12), (0.09, _bell(_A6), 0.16)], volume)
     if name == "end_of_listening":  # the same two notes, falling
-        return _sequence([(0.0, 880.0, 0.12), (0.09, 659.3, 0.16)], volume)
-    if name == "error":  # a low double buzz
-        return _sequence([(0.0, 220.0, 0.11), (0.17, 220.0, 0.11)], volume, make=_buzz)
-    if name == "mute_on":  # descending: G5, D5, G4
-        return _sequence([(0.0, 784.0, 0.09), (0.08, 587.3, 0.09), (0.16, 392.0, 0.14)], volume)
-    if name == "mute_off":  # ascending: G4, D5, G5
-        return _sequence([(0.0, 392.0, 0.09), (0.08, 587.3, 0.09), (0.16, 784.0, 0.14)], volume)
+        return _mix([(0.0, _bell(_A6), 0.12), (0.09, _bell(_E6), 0.16)], volume)
+    if name == "error":  # a lower double buzz
+        return _mix([(0.0, _BUZZ, 0.11), (0.17, _BUZZ, 0.11)], volume, decay=0.0)
+    if name == "mute_on":  # three notes descending
+        return _mix([(0.0, _bell(_C7), 0.09), (0.08, _bell(_G6), 0.09), (0.16, _bell(_C6), 0.14)], volume)
+    if name == "mute_off":  # three notes ascending
+        return _mix([(0.0, _bell(_D6), 0.09), (0.08, _bell(_G6), 0.09), (0.16, _bell(_C7), 0.14)], volume)
     raise ValueError(f"unknown sound {name!r}; known: {', '.join(NAMES)}")
 
 
