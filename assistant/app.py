@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +86,8 @@ class Runtime:
     engines: Engines
     mic: Microphone
     speaker: Speaker
+    compute_pool: Executor
+    """The one worker thread for STT and TTS, shared with the realtime server."""
 
 
 @contextmanager
@@ -141,7 +143,7 @@ def build(
         )
         if isinstance(mic, WavMicrophone):
             mic.busy = lambda: assistant.busy
-        yield Runtime(assistant, bus, clock, engines, mic, speaker)
+        yield Runtime(assistant, bus, clock, engines, mic, speaker, compute_pool)
 
 
 def open_audio(

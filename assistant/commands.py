@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -27,4 +26,30 @@ def _models(sub: SubParsers) -> None:
     download.set_defaults(func=run_download)
 
 
-REGISTER: list[Callable[[SubParsers], None]] = [_models]
+def _leds(sub: SubParsers) -> None:
+    from assistant.cli import _config_args
+
+    parser = sub.add_parser("leds", help="check the status LEDs")
+    actions = parser.add_subparsers(dest="leds_command", required=True, metavar="ACTION")
+    test = actions.add_parser("test", help="show every state's pattern and print the pin values it set")
+    _config_args(test)
+    test.add_argument("--hold", type=float, default=1.0, metavar="SECONDS", help="how long to show each state")
+
+    def run_test(args: argparse.Namespace) -> int:
+        from assistant.cli import load_config, setup_logging
+        from assistant.device.leds import run_test
+
+        config = load_config(args)
+        setup_logging("warning")
+        return run_test(config.leds, hold_s=max(0.0, args.hold))
+
+    test.set_defaults(func=run_test)
+
+
+def _realtime(sub: SubParsers) -> None:
+    from assistant.realtime.cli import register
+
+    register(sub)
+
+
+REGISTER: list[Callable[[SubParsers], None]] = [_models, _leds, _realtime]

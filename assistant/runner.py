@@ -88,7 +88,7 @@ async def _serve(runtime: Runtime, config: Config, notifier: SystemdNotifier) ->
 
         tasks.append(
             asyncio.create_task(
-                serve(config, runtime.engines, host=config.server.host, port=config.server.port), name="realtime"
+                serve(config, runtime.engines, executor=runtime.compute_pool), name="realtime"
             )
         )
     log.info("ready: listening for %s", ", ".join(config.wake.models))

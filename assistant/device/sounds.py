@@ -35,7 +35,7 @@ _RELEASE_S = 0.03
 
 def _tone(partials: Partials, duration_s: float, *, decay: float) -> Audio:
     """One note: summed sines, exponential decay, raised-cosine attack and release."""
-    n = int(round(duration_s * SAMPLE_RATE))
+    n = round(duration_s * SAMPLE_RATE)
     t = np.arange(n, dtype=np.float64) / SAMPLE_RATE
     wave = sum((amplitude * np.sin(2 * np.pi * frequency * t) for frequency, amplitude in partials), np.zeros(n))
     envelope = np.exp(-decay * t)
@@ -48,11 +48,11 @@ def _tone(partials: Partials, duration_s: float, *, decay: float) -> Audio:
 
 def _mix(notes: Sequence[Note], volume: float, *, decay: float = 6.0) -> Audio:
     """Mix notes at their start times and scale the peak to `volume`."""
-    length = max(int(round((start + duration) * SAMPLE_RATE)) for start, _, duration in notes)
+    length = max(round((start + duration) * SAMPLE_RATE) for start, _, duration in notes)
     out = np.zeros(length, dtype=np.float32)
     for start, partials, duration in notes:
         note = _tone(partials, duration, decay=decay)
-        offset = int(round(start * SAMPLE_RATE))
+        offset = round(start * SAMPLE_RATE)
         out[offset : offset + len(note)] += note[: length - offset]
     peak = float(np.max(np.abs(out))) or 1.0
     scaled: Audio = (out * (volume / peak)).astype(np.float32)

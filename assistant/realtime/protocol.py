@@ -127,7 +127,8 @@ def max_tokens(value: Any, param: str) -> int | None:
     if value == "inf":
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_OUTPUT_TOKENS:
-        raise ProtocolError("invalid_value", f"'{param}' must be an integer 1..{MAX_OUTPUT_TOKENS} or 'inf'", param=param)
+        message = f"'{param}' must be an integer 1..{MAX_OUTPUT_TOKENS} or 'inf'"
+        raise ProtocolError("invalid_value", message, param=param)
     return value
 
 
@@ -143,7 +144,8 @@ def decode_audio(data: Any, param: str = "audio") -> Audio:
     except (binascii.Error, ValueError):
         raise ProtocolError("invalid_audio", f"'{param}' is not valid base64", param=param) from None
     if len(raw) % 2:
-        raise ProtocolError("invalid_audio", f"'{param}' has an odd byte count: PCM16 needs 2 bytes a sample", param=param)
+        message = f"'{param}' has an odd byte count: PCM16 needs 2 bytes a sample"
+        raise ProtocolError("invalid_audio", message, param=param)
     return np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
 
 

@@ -1,0 +1,311 @@
+"""Drives the benchmark: the phases, each a real-time run of the assistant on a scripted WAV."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from assistant import config as config_module
+from assistant.app import Engines, Runtime, build, load_engines
+from assistant.bench import metrics, report, script
+from assistant.bench.probe import Probe, TimedStt, TimedTts, monotonic_to_perf, read_status
+from assistant.bench.script import Layout, Phrases, ReplyPlan
+from assistant.config import Config
+from assistant.core.ports import SAMPLE_RATE
+from assistant.events import Event
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[2]
+DYNAMIC = ("vad.complete_silence_ms=300", "vad.trailing_silence_ms=1200")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench",
+        description="End of speech -> first audio, measured: scripted turns in real time through the real "
+        "engines against an in-process Ollama test server.",
+    )
+    parser.add_argument("--ttft-ms", type=float, default=150.0, help="the test server's time to first token")
+    parser.add_argument("--tokens-per-s", type=float, default=40.0, help="the test server's token rate")
+    parser.add_argument("--turns", type=int, default=5, help="steady turns (the cold first turn comes on top)")
+    parser.add_argument("--barge-ins", type=int, default=3, help="replies interrupted by a second wake word")
+    parser.add_argument("--idle-seconds", type=float, default=60.0, help="room noise while waiting for the wake word")
+    parser.add_argument("--stt-runs", type=int, default=3, help="runs of each STT window size")
+    parser.add_argument("--reply", default=script.REPLY, help="the server's reply (3 sentences or more)")
+    parser.add_argument("--soak", type=float, default=None, metavar="MINUTES", help="also soak on this much input")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the figures as JSON")
+    parser.add_argument("--models", type=Path, default=ROOT.parent / "shared" / "models", metavar="DIR")
+    parser.add_argument("--stt-model", default="fixtures/ggml-tiny.en-canned.bin")
+    parser.add_argument("--voice", default="fixtures/tone-voice.onnx")
+    parser.add_argument("--stt-threads", type=int, default=2)
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR", help="keep the WAVs made and written here")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    if args.turns < 1 or args.barge_ins < 0 or args.idle_seconds <= 0 or args.stt_runs < 1:
+        parser.error("--turns must be >= 1, --barge-ins >= 0, --idle-seconds > 0, --stt-runs >= 1")
+    return args
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def make_config(args: argparse.Namespace, host: str, overrides: Sequence[str] = ()) -> Config:
+    base: dict[str, Any] = {
+        "models_dir": str(args.models),
+        "log_level": "warning",
+        "wake": {"models": ["hey_jarvis"]},
+        "stt": {"model": args.stt_model, "threads": args.stt_threads},
+        "tts": {"voice": args.voice},
+        "llm": {"model": "bench-model", "host": host, "timeout_s": 10},
+    }
+    return config_module.load(overrides=overrides, base=base)
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    folder: Path
+    server: Any
+    engines: Engines
+    stt: TimedStt
+    tts: TimedTts
+    plan: ReplyPlan
+    phrases: Phrases
+    reply_s: float
+    offset: float
+    vad_tail_ms: float = 0.0
+
+    @property
+    def reply_delay_s(self) -> float:
+        """A generous guess at speech end -> first audio, for spacing the turns."""
+        ttft_s, rate = float(self.args.ttft_ms) / 1000, max(float(self.args.tokens_per_s), 1.0)
+        return 0.7 + 0.6 + ttft_s + self.plan.first_emit_tokens / rate
+
+    async def run(
+        self,
+        name: str,
+        config: Config,
+        layout: Layout,
+        *,
+        fast: bool = False,
+        noise_rms: float = 0.0,
+        probe: Probe | None = None,
+        during: Callable[[Runtime, Probe], Awaitable[None]] | None = None,
+    ) -> Probe:
+        wav = layout.write(self.folder / f"{name}.wav", noise_rms)
+        probe = probe or Probe()
+        progress(f"{name}: {layout.seconds:.0f} s of input{' (fast)' if fast else ' in real time'}")
+        output = self.folder / f"{name}-out.wav"
+        with build(config, input_wav=wav, output_wav=output, fast=fast, engines=self.engines) as runtime:
+            probe.attach(runtime)
+            if during is None:
+                await runtime.assistant.run()
+            else:
+                task = asyncio.create_task(runtime.assistant.run(), name=f"bench-{name}")
+                await during(runtime, probe)
+                await task
+        return probe
+
+    def turns(self, probe: Probe, layout: Layout, config: Config) -> list[metrics.TurnFigures | None]:
+        settings = metrics.Settings(
+            config.vad.silence_ms, self.args.ttft_ms, self.args.tokens_per_s, self.plan, self.vad_tail_ms
+        )
+        requests = self.server.requests
+        return [
+            metrics.analyse_turn(probe, cue, settings, self.stt.calls, self.tts.calls, requests, self.offset)
+            for cue in layout.cues
+        ]
+
+
+def measure_idle(seconds: float, result: dict[str, Any]) -> Callable[[Runtime, Probe], Awaitable[None]]:
+    """CPU time over `seconds` of real time while the assistant waits for its wake word."""
+
+    async def during(runtime: Runtime, probe: Probe) -> None:
+        await asyncio.sleep(1.0)  # the microphone starts at once; skip its first blocks
+        threads0, cpu0, wall0 = report.thread_cpu(), time.process_time(), time.perf_counter()
+        blocks0 = len(probe.ticks_at)
+        await asyncio.sleep(seconds)
+        threads1, cpu1, wall1 = report.thread_cpu(), time.process_time(), time.perf_counter()
+        wall = wall1 - wall0
+        result["idle_cpu_percent"] = round(100.0 * (cpu1 - cpu0) / wall, 2)
+        result["idle_wall_s"] = round(wall, 2)
+        result["idle_blocks"] = len(probe.ticks_at) - blocks0
+        result["idle_cpu_threads_percent"] = {
+            name: round(100.0 * (threads1.get(name, 0.0) - threads0.get(name, 0.0)) / wall, 2)
+            for name in sorted(set(threads0) | set(threads1))
+            if threads1.get(name, 0.0) - threads0.get(name, 0.0) > 0
+        }
+        wake = getattr(runtime.engines.wake, "ms_per_block", None)
+        if isinstance(wake, float):
+            result["idle_wake_ms_per_block"] = round(wake, 2)
+
+    return during
+
+
+def stt_windows(stt: Any, audio: Any, runs: int) -> dict[str, Any]:
+    """Whisper on a 3 s utterance: the full 30 s window (audio_ctx=0) against the trimmed one."""
+    stt.transcribe(audio, audio_ctx=0)
+    stt.transcribe(audio)
+    full: list[float] = []
+    trimmed: list[float] = []
+    for _ in range(runs):
+        for ctx, into in ((0, full), (None, trimmed)):
+            start = time.perf_counter()
+            stt.transcribe(audio, audio_ctx=ctx)
+            into.append((time.perf_counter() - start) * 1000)
+    return {"stt_full_window_ms": metrics.stats(full), "stt_trimmed_ms": metrics.stats(trimmed)}
+
+
+async def soak(bench: Bench, config: Config, minutes: float) -> dict[str, Any]:
+    layout = script.soak_layout(bench.phrases, minutes, bench.reply_s, bench.reply_delay_s)
+    rss: dict[str, float] = {}
+
+    def on_event(event: Event) -> None:
+        if event.type == "turn" and "warm" not in rss:
+            gc.collect()
+            rss["warm"] = read_status("VmRSS")
+
+    probe = Probe(keep_audio=False, on_event=on_event)
+    started = time.perf_counter()
+    crashed = ""
+    try:
+        await bench.run("soak", config, layout, fast=True, noise_rms=0.003, probe=probe)
+    except Exception as exc:  # a soak reports a crash rather than dying with it
+        crashed = repr(exc)
+    gc.collect()
+    end = read_status("VmRSS")
+    events = [e for _, e in probe.events]
+    turns = [e for e in events if e.type == "turn"]
+    completed = [e for e in turns if getattr(e, "end_of_speech_to_first_audio_ms", None) is not None]
+    errors = [f"{getattr(e, 'code', '?')}: {getattr(e, 'message', '')}" for e in events if e.type == "error"]
+    if crashed:
+        errors.append(f"crash: {crashed}")
+    wakes = sum(1 for e in events if e.type == "wake")
+    warm = rss.get("warm", end)
+    return {
+        "minutes": minutes,
+        "input_s": round(layout.seconds, 1),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "turns_expected": len(layout.cues),
+        "turns_completed": len(completed),
+        "wakes": wakes,
+        "false_wakes": max(0, wakes - layout.wakes),
+        "errors": len(errors),
+        "error_messages": errors[:20],
+        "rss_after_warmup_mb": round(warm, 1),
+        "rss_end_mb": round(end, 1),
+        "rss_growth_mb": round(end - warm, 1),
+    }
+
+
+async def run_bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    from assistant.engines.tts import load_tts
+    from tests.ollama_server import OllamaTestServer
+
+    progress("making speech with espeak-ng")
+    phrases = Phrases.make()
+    results: dict[str, Any] = {"machine": report.machine()}
+    with OllamaTestServer(
+        models=["bench-model"], reply=args.reply, ttft_ms=args.ttft_ms, tokens_per_s=args.tokens_per_s
+    ) as server:
+        config = make_config(args, server.url)
+        plan = ReplyPlan.of(args.reply, config.tts.first_chunk_min_chars)
+        # The reply's length, on a throw-away voice (so the real one stays as start-up left it).
+        voice = load_tts(config.tts, config.models_path)
+        reply_s = float(sum(len(voice.synthesize(chunk)) for chunk in plan.chunks)) / SAMPLE_RATE
+        del voice
+        progress("loading and warming every model")
+        started = time.perf_counter()
+        engines = load_engines(config)
+        load_s = time.perf_counter() - started
+        gc.collect()
+        results["rss_mb"] = round(read_status("VmRSS"), 1)
+        stt, tts = TimedStt(engines.stt), TimedTts(engines.tts)
+        engines = replace(engines, stt=stt, tts=tts)
+        bench = Bench(args, folder, server, engines, stt, tts, plan, phrases, reply_s, monotonic_to_perf())
+        results["settings"] = report.settings(args, config, plan, reply_s, load_s)
+
+        # 1. The cold first turn, straight after start-up, then the steady turns (dynamic endpointing off).
+        layout = script.turns_layout(phrases, args.turns + 1, reply_s, bench.reply_delay_s)
+        probe = await bench.run("turns", config, layout)
+        # 2. The same turns with dynamic endpointing on.
+        dynamic_config = make_config(args, server.url, DYNAMIC)
+        dyn_layout = script.turns_layout(phrases, args.turns, reply_s, bench.reply_delay_s)
+        dyn_probe = await bench.run("dynamic", dynamic_config, dyn_layout)
+        # 3. Barge-in: a second "hey jarvis" during a long reply.
+        barge = []
+        if args.barge_ins:
+            server.reply = " ".join([args.reply] * 4)  # long enough to be talked over
+            barge_config = make_config(args, server.url, ["vad.no_speech_timeout_s=1.5"])
+            barge_layout = script.barge_layout(phrases, args.barge_ins, bench.reply_delay_s, 1.5)
+            barge_probe = await bench.run("barge-in", barge_config, barge_layout)
+            barge = metrics.barge_ins(barge_probe)
+            server.reply = args.reply
+        # 4. Idle: room noise, nobody says the wake word.
+        idle: dict[str, Any] = {}
+        idle_probe = await bench.run(
+            "idle",
+            config,
+            script.idle_layout(args.idle_seconds),
+            noise_rms=0.003,
+            during=measure_idle(args.idle_seconds, idle),
+        )
+        idle["idle_wakes"] = metrics.counts(idle_probe).get("wake", 0)
+        # 5. Whisper's window: full against trimmed.
+        progress("stt: full window against trimmed, on a 3 s utterance")
+        results.update(stt_windows(stt.inner, script.padded(phrases.request, 3.0), args.stt_runs))
+        bench.vad_tail_ms = script.vad_model_tail_ms(engines.vad, phrases.request, config.vad.threshold)
+        results["vad_model_tail_ms"] = round(bench.vad_tail_ms, 1)
+        turns = bench.turns(probe, layout, config)
+        dynamic = bench.turns(dyn_probe, dyn_layout, dynamic_config)
+        results["rss_peak_mb"] = round(read_status("VmHWM"), 1)
+        # 6. The soak.
+        if args.soak is not None:
+            results["soak"] = await soak(bench, config, args.soak)
+        close = getattr(engines.llm, "aclose", None)
+        if close is not None:
+            await close()
+    results.update(report.summarise(turns, dynamic, barge, idle, results))
+    results["counts"] = {"turns": metrics.counts(probe), "dynamic": metrics.counts(dyn_probe)}
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # tests.ollama_server
+    started = time.perf_counter()
+    try:
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            results = asyncio.run(run_bench(args, args.keep))
+        else:
+            with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+                results = asyncio.run(run_bench(args, Path(tmp)))
+    except script.ToolMissing as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    results["bench_wall_s"] = round(time.perf_counter() - started, 1)
+    print(report.render(results))
+    if args.json is not None:
+        report.write_json(results, args.json)
+        progress(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

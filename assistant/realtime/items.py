@@ -1,0 +1,169 @@
+"""One connection's conversation: its items, their wire form, and the prompt they make."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from assistant.core.ports import Audio, Message
+from assistant.realtime.protocol import WIRE_RATE, Dialect, ProtocolError, content_type, decode_audio, get_str, new_id
+
+Role = Literal["user", "assistant", "system"]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One spoken chunk of an assistant item: its text and where its audio lies."""
+
+    start_ms: float
+    end_ms: float
+    text: str
+
+
+@dataclass
+class Item:
+    """A message in the conversation (user audio or text, assistant reply, system note)."""
+
+    id: str
+    role: Role
+    kind: Literal["text", "audio"]
+    text: str = ""
+    """The text content, or the transcript of the audio (for an assistant: what was sent)."""
+    audio_ms: float = 0.0
+    status: Literal["completed", "incomplete", "in_progress"] = "completed"
+    segments: list[Segment] = field(default_factory=list)
+    transcription: asyncio.Task[str] | None = None
+
+    def add_segment(self, text: str, duration_ms: float) -> None:
+        """Record a chunk sent to the client, and its audio length."""
+        self.segments.append(Segment(self.audio_ms, self.audio_ms + duration_ms, text))
+        self.audio_ms += duration_ms
+        self.text = " ".join(s.text for s in self.segments)
+
+    def truncate(self, audio_end_ms: float) -> None:
+        """Keep only what was heard up to `audio_end_ms`: whole chunks, then a share of the next one's words."""
+        if not self.segments:
+            return  # an item the client created: no audio was sent for it
+        kept: list[Segment] = []
+        for segment in self.segments:
+            if segment.end_ms <= audio_end_ms:
+                kept.append(segment)
+                continue
+            if segment.start_ms < audio_end_ms:
+                words = segment.text.split()
+                share = (audio_end_ms - segment.start_ms) / (segment.end_ms - segment.start_ms)
+                heard = int(len(words) * share)
+                if heard:
+                    kept.append(Segment(segment.start_ms, audio_end_ms, " ".join(words[:heard])))
+            break
+        self.segments = kept
+        self.text = " ".join(s.text for s in kept)
+        self.audio_ms = min(self.audio_ms, audio_end_ms)
+
+    def wire(self, dialect: Dialect) -> dict[str, Any]:
+        """The item as events carry it."""
+        content: dict[str, Any]
+        if self.role == "assistant":
+            content = {"type": content_type(self.kind, dialect)}
+            content["transcript" if self.kind == "audio" else "text"] = self.text
+        elif self.kind == "audio":
+            content = {"type": "input_audio", "transcript": self.text or None}
+        else:
+            content = {"type": "input_text", "text": self.text}
+        return {
+            "id": self.id,
+            "object": "realtime.item",
+            "type": "message",
+            "role": self.role,
+            "status": self.status,
+            "content": [content],
+        }
+
+
+class Conversation:
+    """The ordered items of one connection."""
+
+    def __init__(self) -> None:
+        self.items: list[Item] = []
+
+    def get(self, item_id: str) -> Item:
+        """The item with `item_id`; ProtocolError when there is none."""
+        for item in self.items:
+            if item.id == item_id:
+                return item
+        raise ProtocolError("item_not_found", f"no item with id {item_id!r} in this conversation", param="item_id")
+
+    def previous_id(self, item: Item) -> str | None:
+        """The id of the item before `item` (None for the first)."""
+        index = self.items.index(item)
+        return self.items[index - 1].id if index else None
+
+    def add(self, item: Item, after: str | None = None) -> str | None:
+        """Append `item` (or insert it after item `after`); returns the previous item's id."""
+        if any(existing.id == item.id for existing in self.items):
+            raise ProtocolError("item_id_taken", f"an item with id {item.id!r} already exists", param="item.id")
+        if after is None:
+            self.items.append(item)
+        else:
+            self.items.insert(self.items.index(self.get(after)) + 1, item)
+        return self.previous_id(item)
+
+    def delete(self, item_id: str) -> Item:
+        """Remove an item; ProtocolError when there is none."""
+        item = self.get(item_id)
+        self.items.remove(item)
+        if item.transcription is not None:
+            item.transcription.cancel()
+        return item
+
+    async def messages(self, system: str) -> list[Message]:
+        """The LLM prompt: `system`, then every item's text (waiting for pending transcriptions)."""
+        out = [Message("system", system)] if system else []
+        for item in list(self.items):
+            if item.transcription is not None and not item.transcription.done():
+                await asyncio.wait([item.transcription])
+            if item.text.strip():
+                out.append(Message(item.role, item.text))
+        return out
+
+    def cancel_pending(self) -> None:
+        """Stop every transcription still running (the connection is closing)."""
+        for item in self.items:
+            if item.transcription is not None:
+                item.transcription.cancel()
+
+
+def parse_item(data: dict[str, Any]) -> tuple[Item, Audio | None]:
+    """A ``conversation.item.create`` item (a message with text or audio) and its audio, if any."""
+    if data.get("type", "message") != "message":
+        raise ProtocolError("unsupported_item_type", f"item type {data.get('type')!r} is not supported; "
+                              "only 'message'", param="item.type")
+    role = get_str(data, "role", where="item.")
+    if role not in ("user", "assistant", "system"):
+        raise ProtocolError("invalid_value", "'item.role' must be user, assistant or system", param="item.role")
+    content = data.get("content")
+    if not isinstance(content, list) or not content or not all(isinstance(c, dict) for c in content):
+        raise ProtocolError("invalid_value", "'item.content' must be a non-empty list of parts",
+                              param="item.content")
+    item_id = get_str(data, "id", where="item.", required=False) or new_id("item")
+    texts: list[str] = []
+    audio: Audio | None = None
+    for index, part in enumerate(content):
+        kind = part.get("type")
+        where = f"item.content[{index}]."
+        if kind in ("input_text", "text", "output_text"):
+            texts.append(get_str(part, "text", where=where) or "")
+        elif kind in ("input_audio", "audio", "output_audio") and "audio" in part:
+            audio = decode_audio(part["audio"], f"{where}audio")
+        elif kind in ("input_audio", "audio", "output_audio") and "transcript" in part:
+            texts.append(get_str(part, "transcript", where=where) or "")
+        else:
+            raise ProtocolError("invalid_value", f"content part type {kind!r} is not supported", param=f"{where}type")
+    kind = "audio" if audio is not None or role == "assistant" else "text"
+    item = Item(item_id, role, kind, text=" ".join(t for t in texts if t))  # type: ignore[arg-type]
+    if audio is not None:
+        if texts:
+            raise ProtocolError("invalid_value", "an item holds either audio or text, not both", param="item.content")
+        item.audio_ms = len(audio) * 1000 / WIRE_RATE
+    return item, audio

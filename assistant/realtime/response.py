@@ -1,0 +1,216 @@
+"""One reply: LLM tokens -> sentence chunks -> TTS -> audio and transcript deltas.
+
+A `ResponseRun` is one task.  Cancelling it (``response.cancel``, barge-in by
+server VAD, a truncate of its item) stops the LLM stream and the TTS at once;
+the item keeps only the chunks that were sent, and a later
+``conversation.item.truncate`` cuts it to what was heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from assistant.core.errors import TurnError
+from assistant.core.ports import Audio, Message
+from assistant.core.sentences import SentenceSplitter
+from assistant.realtime import protocol as p
+from assistant.realtime.items import Item
+
+if TYPE_CHECKING:
+    from assistant.realtime.session import RealtimeSession
+
+log = logging.getLogger(__name__)
+
+DELTA_SAMPLES = p.WIRE_RATE // 5
+"""Samples per audio delta (200 ms)."""
+
+
+@dataclass(frozen=True)
+class ResponseOptions:
+    """Per-response overrides from ``response.create``."""
+
+    instructions: str | None = None
+    temperature: float | None = None
+    max_output_tokens: int | None = None
+    has_max_tokens: bool = False
+    modalities: tuple[str, ...] | None = None
+    in_conversation: bool = True
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> ResponseOptions:
+        """Read the ``response`` object of ``response.create``."""
+        where = "response."
+        instructions = p.get_str(data, "instructions", where=where, required=False)
+        temperature = p.get_number(data, "temperature", 0.0, 2.0, where=where)
+        limit: int | None = None
+        has_limit = False
+        for key in ("max_output_tokens", "max_response_output_tokens"):
+            if key in data:
+                limit, has_limit = p.max_tokens(data[key], where + key), True
+        modalities = None
+        for key in ("output_modalities", "modalities"):
+            if key in data:
+                modalities = p.parse_modalities(data[key], where + key)
+        conversation = data.get("conversation", "auto")
+        if conversation not in ("auto", "none"):
+            raise p.ProtocolError("invalid_value", "'response.conversation' must be 'auto' or 'none'",
+                                  param="response.conversation")
+        return cls(instructions, temperature, limit, has_limit, modalities, conversation == "auto")
+
+
+class ResponseRun:
+    """One reply to the conversation so far; `run` is the task's body."""
+
+    def __init__(self, session: RealtimeSession, options: ResponseOptions) -> None:
+        self.session = session
+        self.options = options
+        self.id = p.new_id("resp")
+        settings = session.settings
+        self.modalities = options.modalities or settings.modalities
+        self.kind = "audio" if "audio" in self.modalities else "text"
+        self.item = Item(p.new_id("item"), "assistant", self.kind, status="in_progress")  # type: ignore[arg-type]
+        self.cancel_reason = "client_cancelled"
+        self._started = False
+
+    def emit(self, ga_type: str, **fields: Any) -> None:
+        """Send a response event with this response's ids."""
+        self.session.emit(ga_type, response_id=self.id, item_id=self.item.id, output_index=0, content_index=0,
+                          **fields)
+
+    def wire(self, status: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The response object as ``response.created`` / ``response.done`` carry it."""
+        settings = self.session.settings
+        limit = self.options.max_output_tokens if self.options.has_max_tokens else settings.max_output_tokens
+        data: dict[str, Any] = {
+            "id": self.id,
+            "object": "realtime.response",
+            "status": status,
+            "status_details": details,
+            "output": [self.item.wire(self.session.dialect)] if self._started else [],
+            "conversation_id": self.session.id if self.options.in_conversation else None,
+            "usage": None,
+            "max_output_tokens": "inf" if limit is None else limit,
+        }
+        key = "modalities" if self.session.dialect is p.Dialect.BETA else "output_modalities"
+        data[key] = list(self.modalities)
+        return data
+
+    async def run(self) -> None:
+        """Stream the reply; emit the closing events however it ends."""
+        session = self.session
+        session.emit("response.created", response=self.wire("in_progress"))
+        try:
+            system = self.options.instructions
+            messages = await session.conversation.messages(session.settings.instructions if system is None else system)
+            self._configure_llm()
+            self._start()
+            if self.kind == "audio":
+                await self._speak(messages)
+            else:
+                await self._write(messages)
+        except asyncio.CancelledError:
+            log.info("response %s cancelled (%s)", self.id, self.cancel_reason)
+            self._finish("cancelled", {"type": "cancelled", "reason": self.cancel_reason})
+            raise
+        except TurnError as exc:
+            log.warning("response %s failed: %s", self.id, exc)
+            error = {"type": "server_error", "code": exc.code, "message": str(exc)}
+            session.error(exc.code, str(exc), kind="server_error")
+            self._finish("failed", {"type": "failed", "error": error})
+            return
+        self._finish("completed", None)
+
+    def _configure_llm(self) -> None:
+        llm, settings = self.session.llm, self.session.settings
+        if llm is self.session.shared.engines.llm or not hasattr(llm, "options"):
+            return  # a shared or non-Ollama model: its options are not ours to change
+        options = dict(self.session.shared.config.llm.options)
+        temperature = self.options.temperature if self.options.temperature is not None else settings.temperature
+        if temperature is not None:
+            options["temperature"] = temperature
+        limit = self.options.max_output_tokens if self.options.has_max_tokens else settings.max_output_tokens
+        if limit is not None:
+            options["num_predict"] = limit
+        llm.options = options
+
+    def _start(self) -> None:
+        session = self.session
+        previous = session.conversation.add(self.item) if self.options.in_conversation else None
+        self._started = True
+        item = self.item.wire(session.dialect)
+        session.emit("response.output_item.added", response_id=self.id, output_index=0, item=item)
+        session.emit("conversation.item.added", previous_item_id=previous, item=item)
+        self.emit("response.content_part.added", part=self._part())
+
+    def _part(self) -> dict[str, Any]:
+        content: dict[str, Any] = self.item.wire(self.session.dialect)["content"][0]
+        return content
+
+    def _stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        stream: AsyncIterator[str] = self.session.llm.stream(messages)
+        return stream
+
+    async def _speak(self, messages: Sequence[Message]) -> None:
+        chunks: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+        producer = asyncio.create_task(self._produce(messages, chunks), name=f"llm {self.id}")
+        try:
+            while (chunk := await chunks.get()) is not None:
+                if isinstance(chunk, BaseException):
+                    raise chunk
+                audio = await self.session.shared.synthesize(chunk)
+                self._send_chunk(chunk, audio)
+        finally:
+            producer.cancel()
+            await asyncio.wait([producer])
+
+    async def _produce(self, messages: Sequence[Message], chunks: asyncio.Queue[str | BaseException | None]) -> None:
+        splitter = SentenceSplitter(self.session.shared.config.tts.first_chunk_min_chars)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                stream = self._stream(messages)
+                if hasattr(stream, "aclose"):
+                    stack.push_async_callback(stream.aclose)
+                async for piece in stream:
+                    for chunk in splitter.push(piece):
+                        chunks.put_nowait(chunk)
+            for chunk in splitter.flush():
+                chunks.put_nowait(chunk)
+            chunks.put_nowait(None)
+        except Exception as exc:  # handed to the consumer, which raises it in the response task
+            chunks.put_nowait(exc)
+
+    def _send_chunk(self, text: str, audio: Audio) -> None:
+        delta = text if not self.item.segments else " " + text
+        self.emit("response.output_audio_transcript.delta", delta=delta)
+        for start in range(0, len(audio), DELTA_SAMPLES):
+            self.emit("response.output_audio.delta", delta=p.encode_audio(audio[start : start + DELTA_SAMPLES]))
+        self.item.add_segment(text, len(audio) * 1000 / p.WIRE_RATE)
+
+    async def _write(self, messages: Sequence[Message]) -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            stream = self._stream(messages)
+            if hasattr(stream, "aclose"):
+                stack.push_async_callback(stream.aclose)
+            async for piece in stream:
+                self.item.text += piece
+                self.emit("response.output_text.delta", delta=piece)
+
+    def _finish(self, status: str, details: dict[str, Any] | None) -> None:
+        session = self.session
+        if self._started:
+            self.item.status = "completed" if status == "completed" else "incomplete"
+            if self.kind == "audio":
+                self.emit("response.output_audio.done")
+                self.emit("response.output_audio_transcript.done", transcript=self.item.text)
+            else:
+                self.emit("response.output_text.done", text=self.item.text)
+            self.emit("response.content_part.done", part=self._part())
+            item = self.item.wire(session.dialect)
+            session.emit("response.output_item.done", response_id=self.id, output_index=0, item=item)
+            session.emit("conversation.item.done", item=item)
+        session.emit("response.done", response=self.wire(status, details))

@@ -1,0 +1,270 @@
+"""The realtime server: OpenAI Realtime-compatible WebSocket endpoints and the browser page.
+
+``/v1/realtime`` and ``/api/realtime`` speak the Realtime protocol (GA event
+names, beta names for clients that send ``OpenAI-Beta: realtime=v1``); every
+other GET serves a file of the page in ``web/``.  Bound to loopback by
+default; on any other address a token is required, given as
+``Authorization: Bearer TOKEN`` or the ``openai-insecure-api-key.TOKEN``
+subprotocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import http
+import ipaddress
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import Executor
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from assistant.app import Engines
+from assistant.config import Config
+from assistant.core.errors import ConfigError
+from assistant.realtime.protocol import Dialect
+from assistant.realtime.session import RealtimeSession
+from assistant.realtime.shared import Shared
+
+log = logging.getLogger(__name__)
+
+ENDPOINTS = ("/v1/realtime", "/api/realtime")
+KEY_PREFIX = "openai-insecure-api-key."
+SEND_QUEUE_BYTES = 8 * 1024 * 1024
+"""Bytes of events waiting for a slow client before its session is dropped (about 60 s of audio)."""
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                 ".css": "text/css; charset=utf-8"}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is a loopback name or address."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse (ConfigError) to listen off loopback without a token."""
+    if not is_loopback(host) and not token:
+        raise ConfigError(
+            f"server.host = {host!r} is not a loopback address: set server.token (clients send it as "
+            "'Authorization: Bearer TOKEN') or bind to 127.0.0.1"
+        )
+
+
+class RealtimeServer:
+    """Serves sessions over shared engines; use `running` to start and stop it."""
+
+    def __init__(self, config: Config, engines: Engines, *, executor: Executor | None = None,
+                 shared: Shared | None = None) -> None:
+        self.config = config
+        self.shared = shared or Shared(config, engines, executor=executor)
+        self.token = config.server.token
+        self.sessions: set[RealtimeSession] = set()
+        self._changed = asyncio.Event()
+        self.server: Server | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """``ws://HOST:PORT`` of the running server."""
+        return f"ws://{self._host}:{self.port}"
+
+    @contextlib.asynccontextmanager
+    async def running(self, host: str | None = None, port: int | None = None) -> AsyncIterator[RealtimeServer]:
+        """Listen on `host`:`port` (config defaults; port 0 picks one) until the block ends."""
+        host = host or self.config.server.host
+        port = self.config.server.port if port is None else port
+        check_bind(host, self.token)
+        self._host = host
+        server = await ws_serve(
+            self._handle,
+            host,
+            port,
+            process_request=self._process_request,
+            select_subprotocol=self._select_subprotocol,
+            max_size=self.config.server.max_message_bytes,
+            max_queue=16,
+        )
+        self.server = server
+        self.port = server.sockets[0].getsockname()[1] if server.sockets else port
+        log.info("realtime server listening on ws://%s:%d/v1/realtime (page at http://%s:%d/)",
+                 host, self.port, host, self.port)
+        try:
+            yield self
+        finally:
+            server.close()
+            await server.wait_closed()
+            self.shared.close()
+            log.info("realtime server stopped")
+
+    async def wait_for_sessions(self, count: int) -> None:
+        """Return once exactly `count` sessions are open."""
+        while len(self.sessions) != count:
+            self._changed.clear()
+            await self._changed.wait()
+
+    # --- handshake --------------------------------------------------------------------
+
+    def _authorized(self, request: Request) -> bool:
+        if not self.token:
+            return True
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip().encode(), self.token.encode()):
+            return True
+        for value in request.headers.get_all("Sec-WebSocket-Protocol"):
+            for proto in value.split(","):
+                proto = proto.strip()
+                if proto.startswith(KEY_PREFIX) and hmac.compare_digest(
+                        proto[len(KEY_PREFIX):].encode(), self.token.encode()):
+                    return True
+        return False
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path in ENDPOINTS:
+            if not self._authorized(request):
+                log.warning("realtime: refused a connection with a missing or wrong token")
+                return _text(http.HTTPStatus.UNAUTHORIZED, "missing or wrong token: send 'Authorization: Bearer "
+                             "TOKEN' or the subprotocol 'openai-insecure-api-key.TOKEN'\n")
+            if len(self.sessions) >= self.config.server.max_sessions:
+                log.warning("realtime: refused a connection: %d sessions open", len(self.sessions))
+                return _text(http.HTTPStatus.SERVICE_UNAVAILABLE, f"too many sessions: the server allows "
+                             f"{self.config.server.max_sessions} at once (server.max_sessions); try again later\n")
+            if "upgrade" not in request.headers.get("Connection", "").lower():
+                return _text(http.HTTPStatus.UPGRADE_REQUIRED, "this is a WebSocket endpoint\n")
+            return None
+        return _static(path)
+
+    @staticmethod
+    def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+        # Browsers send ["realtime", "openai-insecure-api-key.KEY"]; Chromium fails the handshake
+        # unless the server picks one of them.
+        return Subprotocol("realtime") if "realtime" in offered else None
+
+    # --- connections ------------------------------------------------------------------
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        request = connection.request
+        assert request is not None
+        query = parse_qs(urlsplit(request.path).query)
+        model = (query.get("model") or [""])[0]
+        beta = "realtime=v1" in request.headers.get("OpenAI-Beta", "")
+        outbox = Outbox()
+        session = RealtimeSession(self.shared, dialect=Dialect.BETA if beta else Dialect.GA, model=model,
+                                  send=outbox.put)
+        if len(self.sessions) >= self.config.server.max_sessions:
+            session.error("session_limit", f"too many sessions: the server allows {self.config.server.max_sessions} "
+                          "at once (server.max_sessions)", kind="server_error")
+            await connection.send(await outbox.get())
+            await connection.close(1013, "too many sessions")
+            return
+        self.sessions.add(session)
+        self._changed.set()
+        log.info("session %s opened (%s, model %r, %d open)", session.id, session.dialect, model, len(self.sessions))
+        writer = asyncio.create_task(self._write(connection, outbox), name=f"writer {session.id}")
+        watchdog = asyncio.create_task(self._watch(connection, outbox, session), name=f"watch {session.id}")
+        try:
+            await session.start()
+            async for message in connection:
+                await session.handle(message)
+                # Let the writer and other sessions run even when this client floods us.
+                await asyncio.sleep(0)
+        except ConnectionClosed as exc:
+            log.info("session %s: connection closed (%s)", session.id, exc)
+        finally:
+            self.sessions.discard(session)
+            self._changed.set()
+            await session.close()
+            writer.cancel()
+            watchdog.cancel()
+            await asyncio.wait([writer, watchdog])
+            log.info("session %s closed (%d open)", session.id, len(self.sessions))
+
+    @staticmethod
+    async def _write(connection: ServerConnection, outbox: Outbox) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await connection.send(await outbox.get())
+
+    @staticmethod
+    async def _watch(connection: ServerConnection, outbox: Outbox, session: RealtimeSession) -> None:
+        """Drop a client that stopped reading: its events piled up past the send queue."""
+        await outbox.overflow.wait()
+        log.warning("session %s: the client is not reading (over %d bytes queued); dropping it",
+                    session.id, SEND_QUEUE_BYTES)
+        connection.transport.abort()
+
+
+class Outbox:
+    """A session's outgoing events, bounded in bytes; `overflow` is set once the bound is passed."""
+
+    def __init__(self, limit: int = SEND_QUEUE_BYTES) -> None:
+        self.limit = limit
+        self.queued = 0
+        self.overflow = asyncio.Event()
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+
+    def put(self, event: dict[str, Any]) -> None:
+        """Queue an event (never blocks; past the bound it sets `overflow` and drops the rest)."""
+        if self.overflow.is_set():
+            return
+        text = json.dumps(event)
+        if self.queued + len(text) > self.limit:
+            self.overflow.set()
+            return
+        self.queued += len(text)
+        self._queue.put_nowait(text)
+
+    async def get(self) -> str:
+        """The next event to send."""
+        text = await self._queue.get()
+        self.queued -= len(text)
+        return text
+
+
+def _text(status: http.HTTPStatus, text: str, content_type: str = "text/plain; charset=utf-8") -> Response:
+    return _response(status, text.encode(), content_type)
+
+
+def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
+                       ("Cache-Control", "no-cache"), ("Connection", "close")])
+    return Response(status.value, status.phrase, headers, body)
+
+
+def _static(path: str) -> Response:
+    """A file of the browser page (``/`` is ``index.html``)."""
+    name = "index.html" if path in ("/", "") else path.lstrip("/")
+    suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
+    if "/" in name or name.startswith(".") or suffix not in CONTENT_TYPES:
+        return _text(http.HTTPStatus.NOT_FOUND, "not found\n")
+    resource = resources.files("assistant.realtime").joinpath("web", name)
+    if not resource.is_file():
+        return _text(http.HTTPStatus.NOT_FOUND, "not found\n")
+    return _response(http.HTTPStatus.OK, resource.read_bytes(), CONTENT_TYPES[suffix])
+
+
+async def serve(config: Config, engines: Engines, *, host: str | None = None, port: int | None = None,
+                ready: asyncio.Event | None = None, executor: Executor | None = None) -> None:
+    """Serve the realtime API and page until cancelled (`ready` is set once listening)."""
+    server = RealtimeServer(config, engines, executor=executor)
+    async with server.running(host, port):
+        if ready is not None:
+            ready.set()
+        assert server.server is not None
+        await server.server.serve_forever()

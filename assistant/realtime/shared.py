@@ -1,0 +1,114 @@
+"""What every realtime session shares: the config and the models, behind worker threads.
+
+Whisper and Piper instances are not re-entrant, so each runs on one worker
+thread (a single-thread executor each, or one executor given by the caller
+when the microphone loop shares the same engines).  Each session gets its own
+VAD (Silero is stateful) and its own LLM client (its options change per
+response).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import soxr
+
+from assistant.app import Engines
+from assistant.config import Config
+from assistant.core.ports import SAMPLE_RATE, Audio, VoiceActivity
+from assistant.realtime.protocol import WIRE_RATE
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODELS = ("", "default")
+"""``?model=`` values that mean the configured LLM (as do OpenAI names starting ``gpt-``)."""
+
+
+def resample(audio: Audio, source: int, target: int) -> Audio:
+    """Resample mono float32 audio with soxr."""
+    if source == target or not len(audio):
+        return np.asarray(audio, dtype=np.float32)
+    return np.asarray(soxr.resample(audio, source, target), dtype=np.float32)
+
+
+class Shared:
+    """The config, the engines and the worker threads that all sessions use."""
+
+    def __init__(
+        self,
+        config: Config,
+        engines: Engines,
+        *,
+        executor: Executor | None = None,
+        vad_factory: Callable[[], VoiceActivity] | None = None,
+    ) -> None:
+        self.config = config
+        self.engines = engines
+        self._owned: list[ThreadPoolExecutor] = []
+        if executor is None:
+            stt_pool = ThreadPoolExecutor(1, thread_name_prefix="realtime-stt")
+            tts_pool = ThreadPoolExecutor(1, thread_name_prefix="realtime-tts")
+            self._owned = [stt_pool, tts_pool]
+            self.stt_pool: Executor = stt_pool
+            self.tts_pool: Executor = tts_pool
+        else:
+            self.stt_pool = self.tts_pool = executor
+        self._vad_factory = vad_factory or self._silero
+
+    def close(self) -> None:
+        """Stop the worker threads this object started (work in flight is abandoned)."""
+        for pool in self._owned:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    async def transcribe(self, audio: Audio) -> str:
+        """Transcribe 24 kHz audio on the STT worker thread."""
+        loop = asyncio.get_running_loop()
+        internal = resample(audio, WIRE_RATE, SAMPLE_RATE)
+        text: str = await loop.run_in_executor(self.stt_pool, self.engines.stt.transcribe, internal)
+        return text
+
+    async def synthesize(self, text: str) -> Audio:
+        """Speak `text` on the TTS worker thread; 24 kHz audio."""
+        loop = asyncio.get_running_loop()
+        tts = self.engines.tts
+        if hasattr(tts, "synthesize_native"):
+            audio, rate = await loop.run_in_executor(self.tts_pool, tts.synthesize_native, text)
+        else:
+            audio, rate = await loop.run_in_executor(self.tts_pool, tts.synthesize, text), SAMPLE_RATE
+        return resample(np.asarray(audio, dtype=np.float32), int(rate), WIRE_RATE)
+
+    async def make_vad(self) -> VoiceActivity:
+        """A fresh VAD for one session (loaded on a thread: it reads a model file)."""
+        return await asyncio.to_thread(self._vad_factory)
+
+    def _silero(self) -> VoiceActivity:
+        from assistant.engines.vad import SileroVad
+
+        return SileroVad(self.engines.vad.model_path, threads=1)
+
+    def llm_model(self, requested: str) -> str:
+        """The Ollama model for a connection's ``?model=`` (OpenAI names mean the configured one)."""
+        if requested in DEFAULT_MODELS or requested.startswith("gpt-"):
+            return self.config.llm.model
+        return requested
+
+    def make_llm(self, model: str) -> Any:
+        """A language model client of the session's own (the shared one when it is not Ollama)."""
+        from assistant.engines.llm import OllamaLanguageModel
+
+        shared = self.engines.llm
+        if not isinstance(shared, OllamaLanguageModel):
+            return shared
+        llm = self.config.llm
+        return OllamaLanguageModel(
+            host=llm.host,
+            model=model,
+            options=dict(llm.options),
+            keep_alive=llm.keep_alive,
+            timeout_s=llm.timeout_s,
+        )

@@ -1,0 +1,121 @@
+"""`scripts/bench`: a short real-time run, checked for consistency (never for speed).
+
+One subprocess run (two steady turns' worth, one barge-in, 2 s idle, a 0.2
+minute soak) is shared by every test here; the checks are that every figure
+is there and that the figures agree with each other by construction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.bench.report import TIMINGS
+from tests.conftest import ROOT, missing
+
+# Three sentences, short, so the run stays quick.
+REPLY = "The capital of France is Paris, a city on the Seine. It is very old. Millions visit it every year."
+TOLERANCE_MS = 100.0  # one microphone block and a bit: the VAD may call speech over a little early
+
+
+@pytest.fixture(scope="module")
+def bench(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        missing("espeak-ng and sox are needed (scripts/setup --test installs them)")
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    command = [
+        str(ROOT / "scripts" / "bench"),
+        "--turns", "1",
+        "--barge-ins", "1",
+        "--idle-seconds", "2",
+        "--stt-runs", "1",
+        "--soak", "0.2",
+        "--reply", REPLY,
+        "--models", str(models_dir),
+        "--json", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return {"json": json.loads(out.read_text(encoding="utf-8")), "stdout": done.stdout}
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def test_every_timing_has_p50_and_p95(bench: dict[str, Any]) -> None:
+    report = bench["json"]
+    for key in TIMINGS:
+        assert key in report, key
+        assert is_number(report[key]["p50"]) and is_number(report[key]["p95"]), (key, report[key])
+        assert report[key]["p95"] >= report[key]["p50"], key
+    for key in ("end_of_speech_to_first_audio_vad_ms", "barge_in_audio_ms"):
+        assert is_number(report[key]["p50"]), key
+    for mode in ("off", "on"):
+        figure = report["dynamic_endpointing"][mode]["end_of_speech_to_first_audio_ms"]
+        assert is_number(figure["p50"]) and is_number(figure["p95"]), mode
+    assert is_number(report["pipelined_over_naive"])
+    assert is_number(report["first_turn_over_steady"])
+    assert isinstance(report["first_audio_before_llm_done"]["all"], bool)
+    assert 0 <= report["first_audio_before_llm_done"]["ratio"] <= 1
+    assert report["idle_cpu_percent"] >= 0 and report["idle_wall_s"] > 1
+    assert report["rss_mb"] > 0
+    assert report["machine"]["cores"] >= 1 and report["machine"]["cpu"]
+    assert report["settings"]["ttft_ms"] == 150 and report["settings"]["tokens_per_s"] == 40
+    assert report["missed_turns"] == 0
+    assert {g["met"] for g in report["goals"]} <= {True, False}
+
+
+def test_stages_add_up_to_the_total(bench: dict[str, Any]) -> None:
+    turns = [t for t in bench["json"]["turns"] if t and t["total_ms"] is not None]
+    assert len(turns) == 2  # the cold first turn and one steady turn
+    for turn in turns:
+        total = turn["total_ms"]
+        # The critical path, stage by stage, is the whole of the total...
+        assert sum(turn["path_ms"].values()) == pytest.approx(total, abs=1.5)
+        # ...the overhead is what is left once the engines' share is taken off...
+        assert turn["must_ms"] + turn["overhead_ms"] == pytest.approx(total, abs=0.2)
+        assert sum(turn["excess_ms"].values()) == pytest.approx(turn["overhead_ms"], abs=1.5)
+        assert turn["overhead_ms"] >= -TOLERANCE_MS
+        # ...and the engines' share holds the endpoint silence, the server's ttft and the compute.
+        assert turn["must_ms"] >= 700 + 150 + turn["stt_compute_ms"] + turn["tts_compute_ms"] - 0.2
+        # The core's own clock figures tell the same story within a microphone block.
+        assert turn["total_clock_ms"] == pytest.approx(total, abs=TOLERANCE_MS)
+        assert turn["total_vad_ms"] + 80 >= turn["endpointing_ms"] + turn["stt_ms"] + turn["first_sentence_ms"]
+        assert turn["first_sentence_ms"] >= turn["llm_first_token_ms"]
+
+
+def test_naive_is_no_faster_than_pipelined(bench: dict[str, Any]) -> None:
+    report = bench["json"]
+    pipelined, naive = report["end_of_speech_to_first_audio_ms"]["p50"], report["naive_ms"]["p50"]
+    assert naive >= pipelined
+    assert report["pipelined_over_naive"] == pytest.approx(pipelined / naive, abs=0.002)
+
+
+def test_barge_in_and_idle_were_measured(bench: dict[str, Any]) -> None:
+    report = bench["json"]
+    assert report["barge_in_ms"]["n"] == 1
+    assert report["barge_in_audio_ms"]["p50"] >= 0
+    assert report["idle_wakes"] == 0
+
+
+def test_soak_keys(bench: dict[str, Any]) -> None:
+    soak = bench["json"]["soak"]
+    for key in ("turns_expected", "turns_completed", "errors", "rss_after_warmup_mb", "rss_end_mb", "rss_growth_mb"):
+        assert key in soak, key
+    assert soak["turns_expected"] >= 1 and soak["turns_completed"] == soak["turns_expected"]
+    assert soak["errors"] == 0, soak["error_messages"]
+    assert soak["rss_growth_mb"] == pytest.approx(soak["rss_end_mb"] - soak["rss_after_warmup_mb"], abs=0.11)
+
+
+def test_prints_the_machine_and_the_table(bench: dict[str, Any]) -> None:
+    out = bench["stdout"]
+    assert out.startswith("machine: ")
+    assert "end of speech -> first audio" in out and "p50" in out
+    assert "PASS" in out or "MISS" in out

@@ -1,0 +1,166 @@
+"""Shared helpers for the realtime tests: engines on the shared models, a server on a free port, audio.
+
+It holds no tests itself; the `test_realtime_*` modules import its fixtures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from assistant import config as config_module
+from assistant.app import Engines
+from assistant.audio.wav import read_wav
+from assistant.realtime.protocol import WIRE_RATE, pcm16
+from assistant.realtime.server import RealtimeServer
+from tests.ollama_server import OllamaTestServer
+
+REPLY = "The capital of France is Paris, a city on the river Seine. It is famous for the Eiffel Tower."
+QUESTION = "what is the capital of France?"
+EVENT_TIMEOUT_S = 30.0
+"""A guard against a hung test, never a measurement."""
+
+ServerFactory = Callable[..., AbstractAsyncContextManager[RealtimeServer]]
+
+
+def make_config(models_dir: Path, tmp: Path, **server: Any) -> config_module.Config:
+    """A config on the shared models (canned whisper, tone voice) and the given server keys."""
+    return config_module.load(base={
+        "models_dir": str(models_dir),
+        "state_dir": str(tmp / "state"),
+        "stt": {"model": "fixtures/ggml-tiny.en-canned.bin", "threads": 2},
+        "tts": {"voice": "fixtures/tone-voice.onnx"},
+        "llm": {"model": "test-model", "timeout_s": 10, "system_prompt": "You are a test."},
+        "server": server,
+    })
+
+
+@pytest.fixture(scope="session")
+def rt_engines(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Engines:
+    """STT, TTS and VAD loaded once for every realtime test (no wake word: the server needs none)."""
+    from assistant.engines.llm import OllamaLanguageModel
+    from assistant.engines.stt import load_stt
+    from assistant.engines.tts import load_tts
+    from assistant.engines.vad import load_vad
+
+    config = make_config(models_dir, tmp_path_factory.mktemp("rt"))
+    engines = Engines(
+        wake=None,
+        vad=load_vad(config.vad, config.models_path),
+        stt=load_stt(config.stt, config.models_path),
+        llm=OllamaLanguageModel(host=config.llm.host, model=config.llm.model),
+        tts=load_tts(config.tts, config.models_path),
+    )
+    engines.stt.warm()
+    engines.tts.warm()
+    return engines
+
+
+@pytest.fixture
+def ollama() -> Iterator[OllamaTestServer]:
+    with OllamaTestServer(models=["test-model"], reply=REPLY, ttft_ms=5, tokens_per_s=2000) as server:
+        yield server
+
+
+@pytest.fixture
+def start_server(rt_engines: Engines, models_dir: Path, tmp_path: Path, ollama: OllamaTestServer) -> ServerFactory:
+    """`async with start_server(host=..., token=...) as server:` a server on a free port."""
+
+    @asynccontextmanager
+    async def start(host: str = "127.0.0.1", **server: Any) -> AsyncIterator[RealtimeServer]:
+        config = make_config(models_dir, tmp_path, host=host, **server)
+        config = config.model_copy(update={"llm": config.llm.model_copy(update={"host": ollama.url})})
+        async with RealtimeServer(config, rt_engines).running(host, 0) as running:
+            yield running
+
+    return start
+
+
+@pytest.fixture
+async def server(start_server: ServerFactory) -> AsyncIterator[RealtimeServer]:
+    async with start_server() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def question_audio(speech: dict[str, Path]) -> np.ndarray:
+    """The spoken question at 24 kHz, float32."""
+    return read_wav(speech["question"], WIRE_RATE)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * WIRE_RATE), dtype=np.float32)
+
+
+def b64_chunks(audio: np.ndarray, chunk_ms: int = 100) -> Iterator[str]:
+    """Base64 PCM16 pieces of `audio`, `chunk_ms` each, as clients append them."""
+    step = WIRE_RATE * chunk_ms // 1000
+    for start in range(0, len(audio), step):
+        yield base64.b64encode(pcm16(audio[start : start + step])).decode()
+
+
+def decode_delta(delta: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(delta), "<i2").astype(np.float32) / 32768.0
+
+
+class RawClient:
+    """A raw WebSocket client speaking JSON events (for the beta dialect and bad input)."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+
+    async def send(self, event: dict[str, Any] | str | bytes) -> None:
+        await self.ws.send(event if isinstance(event, (str, bytes)) else json.dumps(event))
+
+    async def recv(self) -> dict[str, Any]:
+        async with asyncio.timeout(EVENT_TIMEOUT_S):
+            event: dict[str, Any] = json.loads(await self.ws.recv())
+        self.seen.append(event)
+        return event
+
+    async def until(self, kind: str) -> list[dict[str, Any]]:
+        """Events up to and including the next one of type `kind`."""
+        events = []
+        while True:
+            event = await self.recv()
+            events.append(event)
+            if event["type"] == kind:
+                return events
+
+    async def error(self) -> dict[str, Any]:
+        """The next `error` event's error object (other events are skipped)."""
+        events = await self.until("error")
+        error: dict[str, Any] = events[-1]["error"]
+        return error
+
+
+@asynccontextmanager
+async def raw_client(url: str, *, beta: bool = False, headers: dict[str, str] | None = None,
+                     subprotocols: list[str] | None = None, path: str = "/v1/realtime?model=gpt-realtime",
+                     max_size: int | None = None) -> AsyncIterator[RawClient]:
+    """Connect a `RawClient` and read past ``session.created``."""
+    extra = dict(headers or {})
+    if beta:
+        extra["OpenAI-Beta"] = "realtime=v1"
+    async with websockets.connect(url + path, additional_headers=extra, subprotocols=subprotocols,  # type: ignore[arg-type]
+                                  max_size=max_size) as ws:
+        client = RawClient(ws)
+        first = await client.recv()
+        assert first["type"] == "session.created", first
+        yield client
+
+
+def chat_messages(ollama: OllamaTestServer) -> list[list[dict[str, str]]]:
+    """The messages of every real (non-warm-up) chat request so far."""
+    return [r.body["messages"] for r in ollama.requests_to("/api/chat") if r.body and r.body.get("messages")]
