@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import logging
 import os
 import sys
@@ -115,6 +116,10 @@ class Bench:
                 task = asyncio.create_task(runtime.assistant.run(), name=f"bench-{name}")
                 await during(runtime, probe)
                 await task
+        if self.args.keep is not None:  # the events, with their wall times, beside the WAVs
+            with (self.folder / f"{name}-events.jsonl").open("w", encoding="utf-8") as out:
+                for at, event in probe.events:
+                    out.write(json.dumps({"perf": round(at, 4), **event.to_dict()}) + "\n")
         return probe
 
     def turns(self, probe: Probe, layout: Layout, config: Config) -> list[metrics.TurnFigures | None]:
