@@ -71,7 +71,6 @@ class SttConfig(Section):
     threads: int = Field(default=2, ge=1, le=64)
     min_audio_ctx: int = Field(default=128, ge=32, le=1500)
     accelerator: Accelerator = "auto"
-    streaming: bool = False
 
 
 class LlmConfig(Section):

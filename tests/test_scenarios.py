@@ -260,3 +260,24 @@ def test_bad_config_exits_78(test_config: Path, speech: dict[str, Path], tmp_pat
     )
     assert done.returncode == 78
     assert "llm.modle: unknown key" in done.stderr and "model" in done.stderr
+
+
+def test_dynamic_endpointing_ends_a_complete_question_sooner(
+    test_config: Path, speech: dict[str, Path], ollama: Any, tmp_path: Path
+) -> None:
+    wav = concat(tmp_path / "in.wav", speech["wake_and_question"], speech["silence_4"])
+    run = run_assistant(
+        test_config,
+        wav,
+        tmp_path,
+        f"llm.host={ollama.url}",
+        "vad.silence_ms=1500",
+        "vad.complete_silence_ms=300",
+        "vad.trailing_silence_ms=2500",
+    )
+    assert run.returncode == 0, run.stderr
+    turn = run.of("turn")[0]
+    # The speculative transcript ("...France?") is a complete question, so the
+    # turn ends well before the 1.5 s default silence, and STT is not run twice.
+    assert turn["endpointing_ms"] < 1500
+    assert run.of("transcript")[0]["text"] == "what is the capital of France?"
