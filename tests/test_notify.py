@@ -78,9 +78,7 @@ def test_several_assignments_in_one_datagram(path_socket: socket.socket) -> None
     notifier.close()
 
 
-def test_no_socket_is_a_no_op(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_no_socket_is_a_no_op(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     with caplog.at_level(logging.DEBUG, logger="assistant.device.notify"):
         notifier = SystemdNotifier()

@@ -148,10 +148,14 @@ class _Device:
 class DropOldestQueue(Generic[T]):
     """A bounded queue for the event loop that drops its oldest item when full."""
 
-    def __init__(self, maxsize: int, warn_every: int = 50, name: str = "audio") -> None:
+    def __init__(
+        self, maxsize: int, warn_every: int = 50, name: str = "audio", clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         self.maxsize, self.warn_every, self.name, self.drops = maxsize, max(1, warn_every), name, 0
+        self._warned_at: float | None = None
+        self._clock = clock
         self._items: deque[T] = deque()
         self._ready = asyncio.Event()
 
@@ -163,7 +167,12 @@ class DropOldestQueue(Generic[T]):
         if len(self._items) >= self.maxsize:
             self._items.popleft()
             self.drops += 1
-            if (self.drops - 1) % self.warn_every == 0:
+            now = self._clock()
+            # Warn on the first drop, then at most every warn_every drops and 10 s.
+            if self._warned_at is None or (
+                (self.drops - 1) % self.warn_every == 0 and now - self._warned_at >= 10.0
+            ):
+                self._warned_at = now
                 log.warning("%s queue full: dropped the oldest block (%d so far)", self.name, self.drops)
         self._items.append(item)
         self._ready.set()
@@ -210,6 +219,8 @@ class PyAudioMicrophone(_Device):
             while self._running.is_set():
                 raw = np.frombuffer(self._stream.read(self.block_frames, exception_on_overflow=False), np.float32)
                 mono = raw.reshape(-1, self.channels).mean(axis=1, dtype=np.float32)
+                # A misbehaving driver can hand back non-numbers; never let them reach the models.
+                mono = np.nan_to_num(mono, nan=0.0, posinf=1.0, neginf=-1.0)
                 pending = np.concatenate((pending, mono if resampler is None else resampler.resample_chunk(mono)))
                 while len(pending) >= BLOCK_SAMPLES:  # soxr's output sizes vary: re-block exactly
                     block, pending = pending[:BLOCK_SAMPLES].copy(), pending[BLOCK_SAMPLES:]
