@@ -178,6 +178,9 @@ def summarise(
             "endpointing_ms": stats(t.endpointing_ms for t in dyn),
             # Turns whose transcript came from the speculative transcription (the core's stt_ms ~ 0).
             "speculation_used": sum(1 for t in dyn if t.stt_ms is not None and t.stt_ms < 1.0),
+            "end_of_speech_to_first_audio_when_speculated_ms": stats(
+                t.total_ms for t in dyn if t.stt_ms is not None and t.stt_ms < 1.0
+            ),
             "turns": len(dyn),
         },
     }
@@ -316,6 +319,11 @@ def render(r: dict[str, Any]) -> str:
     timing("dynamic endpointing on:  end -> first audio", "end_of_speech_to_first_audio_ms", source=dyn.get("on"))
     timing("dynamic endpointing on:  endpointing", "endpointing_ms", source=dyn.get("on"))
     on = dyn.get("on") or {}
+    timing(
+        "dynamic endpointing on:  end -> first audio, speculated turns",
+        "end_of_speech_to_first_audio_when_speculated_ms",
+        source=on,
+    )
     scalar("dynamic endpointing on:  turns ended by speculation", f"{on.get('speculation_used')} of {on.get('turns')}")
     soak = r.get("soak")
     if soak is not None:

@@ -43,7 +43,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--idle-seconds", type=float, default=60.0, help="room noise while waiting for the wake word")
     parser.add_argument("--stt-runs", type=int, default=3, help="runs of each STT window size")
     parser.add_argument("--reply", default=script.REPLY, help="the server's reply (3 sentences or more)")
-    parser.add_argument("--soak", type=float, default=None, metavar="MINUTES", help="also soak on this much input")
+    parser.add_argument(
+        "--soak",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="also soak on this many minutes of input, run with fast=True (idle goes faster than real time)",
+    )
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the figures as JSON")
     parser.add_argument("--models", type=Path, default=ROOT.parent / "shared" / "models", metavar="DIR")
     parser.add_argument("--stt-model", default="fixtures/ggml-tiny.en-canned.bin")
