@@ -45,3 +45,11 @@ def test_first_chunk_comes_before_the_sentence_ends() -> None:
 
 def test_clean_for_speech_keeps_link_words() -> None:
     assert clean_for_speech("See [the docs](http://x.y) *now*") == "See the docs now"
+
+
+def test_first_clause_is_cut_without_waiting_for_the_next_token() -> None:
+    splitter = SentenceSplitter(first_min_chars=20)
+    assert splitter.push("The capital of France is Paris,") == ["The capital of France is Paris,"]
+    numbers = SentenceSplitter(first_min_chars=5)
+    assert numbers.push("It has about 2,") == []  # "2," may become "2,100"
+    assert numbers.push("100 people, and") == ["It has about 2,100 people,"]

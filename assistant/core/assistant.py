@@ -89,8 +89,9 @@ class Assistant:
         self._turn_task: asyncio.Task[None] | None = None
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._speculation: asyncio.Task[str] | None = None
-        self._speculated_until = -1.0
-        self._speculation_voice_end: float | None = None
+        # Which pause the speculative transcript is of: (listening window, last voiced time).
+        self._speculation_key: tuple[Endpointer, float | None] | None = None
+        self._listen_start = 0.0
         self._preroll_blocks = 0
         turn.on_reply_started = lambda: self._fire(Trigger.REPLY_STARTED)
         bus.subscribe(self._on_event)
@@ -156,10 +157,10 @@ class Assistant:
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
 
-    def _infer(self, block: Audio, listening: bool) -> tuple[WakeHit | None, float]:
+    def _infer(self, block: Audio, listening: bool) -> tuple[WakeHit | None, list[float]]:
         hit = self.wake.process(block)
-        probability = self.vad.process(block) if listening else 0.0
-        return hit, probability
+        windows = self.vad.windows(block) if listening else []
+        return hit, windows
 
     async def _on_block(self, block: Audio) -> None:
         self._preroll.append(block)
@@ -167,13 +168,17 @@ class Assistant:
             return
         loop = asyncio.get_running_loop()
         listening = self.state == State.LISTENING
-        hit, probability = await loop.run_in_executor(self.audio_executor, self._infer, block, listening)
+        hit, windows = await loop.run_in_executor(self.audio_executor, self._infer, block, listening)
         now = self.clock.now()
         if hit is not None and self.state != State.LISTENING:
             self._on_wake(hit, now)
             return
         if self.state == State.LISTENING and self._endpointer is not None:
-            await self._on_listening(block, probability, now)
+            self._utterance.append(block)
+            for probability in windows:
+                if self._endpointer is None:
+                    break
+                self._on_window(probability, now)
 
     def _on_wake(self, hit: WakeHit, now: float) -> None:
         log.info("wake word %s (score %.2f) at %.2fs", hit.model, hit.score, now)
@@ -192,22 +197,22 @@ class Assistant:
         if timeout_s != endpoint.no_speech_timeout_s:
             endpoint = replace(endpoint, no_speech_timeout_s=timeout_s)
         self._endpointer = Endpointer(endpoint)
+        self._listen_start = now  # the VAD starts afresh here: endpointer times count from it
         self._utterance = list(self._preroll) if preroll else []
         self._preroll_blocks = len(self._utterance)
         self.vad.reset()
 
-    async def _on_listening(self, block: Audio, probability: float, now: float) -> None:
+    def _on_window(self, probability: float, now: float) -> None:
+        """One VAD window (32 ms for Silero) of the listening window."""
         endpointer = self._endpointer
         assert endpointer is not None
-        self._utterance.append(block)
-        event = endpointer.process(BLOCK_S, probability)
-        listened = len(self._utterance) - self._preroll_blocks
+        event = endpointer.process(self.vad.window_s, probability)
         if event == Endpoint.SPEECH_STARTED:
             assert endpointer.speech_started_at is not None
-            started = now - (endpointer.elapsed_s - endpointer.speech_started_at)
-            self.bus.publish(SpeechStarted(started))
+            self.bus.publish(SpeechStarted(self._listen_start + endpointer.speech_started_at))
             if endpointer.speech_started_at > BLOCK_S * 2:
                 # A pause after the wake word: keep 300 ms before the speech only.
+                listened = len(self._utterance) - self._preroll_blocks
                 keep = listened - int((endpointer.speech_started_at - 0.3) / BLOCK_S)
                 self._utterance = self._utterance[-max(keep, 1) :]
                 self._preroll_blocks = 0
@@ -221,7 +226,7 @@ class Assistant:
         elif event in (Endpoint.SPEECH_ENDED, Endpoint.TOO_LONG):
             self._endpointer = None
             assert endpointer.last_voice_end is not None
-            speech_end = now - (endpointer.elapsed_s - endpointer.last_voice_end)
+            speech_end = self._listen_start + endpointer.last_voice_end
             duration = endpointer.last_voice_end - (endpointer.speech_started_at or 0.0)
             self.bus.publish(SpeechStopped(speech_end, round(duration, 3)))
             audio = np.concatenate(self._utterance)
@@ -234,28 +239,28 @@ class Assistant:
     # -- speculative transcription (dynamic endpointing) ----------------------
     def _maybe_speculate(self, endpointer: Endpointer) -> None:
         """During a pause, transcribe what we have to judge whether it is complete."""
-        if endpointer.silence_s < BLOCK_S * 2 or endpointer.last_voice_end == self._speculated_until:
+        key = (endpointer, endpointer.last_voice_end)
+        if endpointer.silence_s < 0.15 or key == self._speculation_key:
             return
         if self._speculation is not None and not self._speculation.done():
             return
-        self._speculated_until = endpointer.last_voice_end or 0.0
+        self._speculation_key = key
         audio = np.concatenate(self._utterance)
         loop = asyncio.get_running_loop()
 
         async def speculate() -> str:
             text = await loop.run_in_executor(self.turn.executor, self.turn.stt.transcribe, audio)
-            if self._endpointer is endpointer and endpointer.last_voice_end == self._speculated_until:
+            if (self._endpointer, endpointer.last_voice_end) == key:
                 endpointer.hint(looks_complete(text))
             return text
 
         self._speculation = asyncio.create_task(speculate(), name="stt-speculate")
-        self._speculation_voice_end = endpointer.last_voice_end
 
     def _take_speculation(self, endpointer: Endpointer) -> asyncio.Task[str] | None:
+        """The speculative transcript, if it is of exactly the audio that ended the turn."""
         task, self._speculation = self._speculation, None
-        if task is None or self._speculation_voice_end != endpointer.last_voice_end:
-            if task is not None:
-                task.cancel()
+        if task is not None and self._speculation_key != (endpointer, endpointer.last_voice_end):
+            task.cancel()
             return None
         return task
 

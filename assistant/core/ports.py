@@ -66,7 +66,14 @@ class WakeDetector(Protocol):
 
 
 class VoiceActivity(Protocol):
-    """Probability of speech per block (Silero VAD or alike)."""
+    """Probability of speech (Silero VAD or alike), per block or per window.
+
+    Endpointing uses `windows` for finer timing than a whole block gives.
+    """
+
+    window_s: float
+
+    def windows(self, block: Audio) -> list[float]: ...
 
     def process(self, block: Audio) -> float: ...
 

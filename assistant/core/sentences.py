@@ -13,7 +13,7 @@ _ABBREVIATIONS = frozenset(
     ["mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "approx", "no", "fig", "mt", "ft"]
 )
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*(?=\s)|\n+")
-_CLAUSE_END = re.compile(r"[,;:]+(?=\s)|\s[-–—]+(?=\s)")
+_CLAUSE_END = re.compile(r"[,;:]+(?=\s|$)|\s[-–—]+(?=\s)")
 _MARKUP = re.compile(r"[*_`#>]+|\[(.*?)\]\(.*?\)")
 _SPACES = re.compile(r"\s+")
 
@@ -30,6 +30,20 @@ def _is_abbreviation(text: str, dot: int) -> bool:
     if len(word) == 1 and word.isalpha():
         return True  # an initial, as in "J. R. R. Tolkien"
     return word in _ABBREVIATIONS or word.rstrip(".") in _ABBREVIATIONS
+
+
+def _final(text: str, match: re.Match[str]) -> bool:
+    """Whether a clause mark is surely a boundary before the next token arrives.
+
+    One followed by a space is; at the very end of what has streamed so far it
+    is when it is one mark right after a word ("Paris,"), not after a digit
+    ("1," may become "1,000").  Cutting there saves waiting a token for the
+    space on the first chunk, the one the user waits for.  Sentence marks still
+    wait for the space: "." may become "..." and "!" may become "!?".
+    """
+    if match.end() < len(text):
+        return True
+    return len(match.group()) == 1 and match.start() > 0 and text[match.start() - 1].isalpha()
 
 
 class SentenceSplitter:
@@ -69,6 +83,8 @@ class SentenceSplitter:
                 return match.end()
         if self._emitted == 0 and self.first_min_chars > 0:
             for match in _CLAUSE_END.finditer(text):
+                if not _final(text, match):
+                    continue
                 if len(clean_for_speech(text[: match.start()])) >= self.first_min_chars:
                     return match.end()
         return None

@@ -62,15 +62,19 @@ class SileroVad:
         self._context = frame[0, -CONTEXT:]
         return float(output[0, 0])
 
-    def process(self, block: Audio) -> float:
-        """Speech probability for one block (0.0 when it completes no window)."""
+    window_s = WINDOW / SAMPLE_RATE
+    """Each probability from `windows` covers this much audio (32 ms)."""
+
+    def windows(self, block: Audio) -> list[float]:
+        """Speech probability of each 512-sample window this block completes, in order."""
         samples = np.concatenate((self._pending, np.asarray(block, dtype=np.float32)))
         whole = len(samples) - len(samples) % WINDOW
-        best = 0.0
-        for start in range(0, whole, WINDOW):
-            best = max(best, self._window(samples[start : start + WINDOW]))
         self._pending = samples[whole:]
-        return best
+        return [self._window(samples[start : start + WINDOW]) for start in range(0, whole, WINDOW)]
+
+    def process(self, block: Audio) -> float:
+        """Speech probability for one block: the most of its windows (0.0 when none)."""
+        return max(self.windows(block), default=0.0)
 
     def reset(self) -> None:
         """Start afresh: clear the recurrent state, context and partial window."""
