@@ -28,6 +28,7 @@ TIMINGS = (
     "barge_in_ms",
     "stt_full_window_ms",
     "stt_trimmed_ms",
+    "realtime_commit_to_first_delta_ms",
 )
 """The keys every JSON report carries as {"p50": .., "p95": ..} in ms."""
 
@@ -314,6 +315,7 @@ def render(r: dict[str, Any]) -> str:
     scalar("RSS with every model loaded, MB", r.get("rss_mb"))
     timing("stt, full 30 s window (3 s utterance)", "stt_full_window_ms")
     timing("stt, trimmed window (3 s utterance)", "stt_trimmed_ms", "stt_trimmed_ms <= 1/4 stt_full_window_ms")
+    timing("realtime API: commit -> first audio delta", "realtime_commit_to_first_delta_ms")
     dyn = r.get("dynamic_endpointing", {})
     timing("dynamic endpointing off: end -> first audio", "end_of_speech_to_first_audio_ms", source=dyn.get("off"))
     timing("dynamic endpointing on:  end -> first audio", "end_of_speech_to_first_audio_ms", source=dyn.get("on"))

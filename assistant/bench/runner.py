@@ -220,6 +220,19 @@ async def soak(bench: Bench, config: Config, minutes: float) -> dict[str, Any]:
     }
 
 
+async def realtime_figure(config: Config, engines: Any, request: Any, folder: Path, turns: int) -> dict[str, Any]:
+    """p50/p95 ms from `input_audio_buffer.commit` to the first audio delta, over `turns` turns."""
+    from assistant.audio.wav import write_wav
+    from assistant.realtime.bench import measure_commit_to_first_delta
+    from assistant.realtime.server import RealtimeServer
+
+    wav = folder / "realtime-request.wav"
+    write_wav(wav, request)
+    async with RealtimeServer(config, engines).running("127.0.0.1", 0) as server:
+        timings = await measure_commit_to_first_delta(server.url, wav, turns)
+    return metrics.stats(timings)
+
+
 async def run_bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     from assistant.engines.tts import load_tts
     from tests.ollama_server import OllamaTestServer
@@ -276,6 +289,11 @@ async def run_bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         # 5. Whisper's window: full against trimmed.
         progress("stt: full window against trimmed, on a 3 s utterance")
         results.update(stt_windows(stt.inner, script.padded(phrases.request, 3.0), args.stt_runs))
+        # 5b. The realtime API on the same engines: commit -> first audio delta.
+        progress("realtime API: input_audio_buffer.commit -> first response.output_audio.delta")
+        results["realtime_commit_to_first_delta_ms"] = await realtime_figure(
+            config, engines, phrases.request, folder, max(args.turns, 2)
+        )
         bench.vad_tail_ms = script.vad_model_tail_ms(engines.vad, phrases.request, config.vad.threshold)
         results["vad_model_tail_ms"] = round(bench.vad_tail_ms, 1)
         turns = bench.turns(probe, layout, config)
