@@ -144,8 +144,8 @@ def publish_layout(root: Path) -> None:
 
 
 def use_catalogue(monkeypatch: pytest.MonkeyPatch, catalogue: dict[str, Model]) -> None:
-    monkeypatch.setattr(models, "CATALOGUE", catalogue)
-    monkeypatch.setattr(models, "DEFAULT_NAMES", ("alpha", "beta"))
+    monkeypatch.setattr(models.catalogue, "CATALOGUE", catalogue)
+    monkeypatch.setattr(models.catalogue, "DEFAULT_NAMES", ("alpha", "beta"))
 
 
 def leftovers(models_dir: Path) -> list[str]:
