@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -184,13 +183,3 @@ def open_audio(
         stack.callback(real_speaker.close)
         speaker = real_speaker
     return mic, speaker
-
-
-async def serve_forever(runtime: Runtime, extra: list[Callable[[], Any]] | None = None) -> None:
-    """Run the assistant loop (and any extra coroutines) until the input ends."""
-    async with asyncio.TaskGroup() as group:
-        main = group.create_task(runtime.assistant.run(), name="assistant")
-        others = [group.create_task(factory(), name=getattr(factory, "__name__", "extra")) for factory in extra or []]
-        await main
-        for task in others:
-            task.cancel()

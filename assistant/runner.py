@@ -63,8 +63,7 @@ async def run(
                 notifier.status(line)
 
         runtime.bus.subscribe(on_event)
-        with contextlib.ExitStack() as device:
-            device.enter_context(_attach_device(runtime, config))
+        with _attach_device(runtime, config):
             await _serve(runtime, config, notifier)
         notifier.stopping()
 
