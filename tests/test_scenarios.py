@@ -281,3 +281,4 @@ def test_dynamic_endpointing_ends_a_complete_question_sooner(
     # turn ends well before the 1.5 s default silence, and STT is not run twice.
     assert turn["endpointing_ms"] < 1500
     assert run.of("transcript")[0]["text"] == "what is the capital of France?"
+

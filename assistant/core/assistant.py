@@ -20,7 +20,6 @@ import numpy as np
 
 from assistant.core.conversation import Turn, TurnRecord
 from assistant.core.endpointing import Endpoint, Endpointer, EndpointSettings, looks_complete
-from assistant.core.errors import TurnError
 from assistant.core.ports import (
     BLOCK_SAMPLES,
     SAMPLE_RATE,
@@ -277,16 +276,11 @@ class Assistant:
             if speculation is not None:
                 with contextlib.suppress(Exception):
                     text = await speculation
-            try:
-                transcript = await self.turn.transcribe(audio, record, text)
-            except TurnError as exc:
-                self.bus.publish(Error(self.clock.now(), exc.code, str(exc)))
-                record.failed = True
-                transcript = ""
+            transcript = await self.turn.transcribe(audio, record, text)
             if not transcript:
                 log.info("nothing usable heard")
                 if record.failed:
-                    await self._apologise(record)
+                    await self.turn.apologise(record)
                 self._finish(record)
                 return
             await self.turn.respond(record)
@@ -302,15 +296,6 @@ class Assistant:
                 self.bus.publish(self.turn.latency(record))
         self._remember(record, until=None)
         self._finish(record)
-
-    async def _apologise(self, record: TurnRecord) -> None:
-        queue_audio = await asyncio.get_running_loop().run_in_executor(
-            self.turn.executor, self.turn.tts.synthesize, self.turn.settings.apology
-        )
-        self._fire(Trigger.REPLY_STARTED)
-        record.first_audio_at = max(self.speaker.queued_until(), self.clock.now())
-        await self.speaker.play(queue_audio)
-        await self.speaker.drain()
 
     def _remember(self, record: TurnRecord, until: float | None) -> None:
         if record.transcript:

@@ -122,19 +122,35 @@ class Turn:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def transcribe(self, audio: Audio, record: TurnRecord, text: str | None) -> str:
-        """Speech-to-text, unless a speculative transcript of this audio is given."""
+        """Speech-to-text, unless a speculative transcript of this audio is given.
+
+        A failure is published as an error and marks the turn failed; the
+        transcript is then empty.
+        """
         started = self.perf()
         if text is None:
             try:
                 text = await self._blocking(self.stt.transcribe, audio)
-            except TurnError:
-                raise
             except Exception as exc:  # an engine failure is a failed turn, not a crash
-                raise TurnError(f"speech-to-text failed: {exc}", code="stt_failed") from exc
+                error = (
+                    exc if isinstance(exc, TurnError) else TurnError(f"speech-to-text failed: {exc}", code="stt_failed")
+                )
+                log.warning("turn failed (%s): %s", error.code, error)
+                self.bus.publish(Error(self.clock.now(), error.code, str(error)))
+                record.failed = True
+                text = ""
         record.stt_ms = (self.perf() - started) * 1000
         record.transcript = text.strip()
-        self.bus.publish(Transcript(self.clock.now(), record.transcript))
+        if not record.failed:
+            self.bus.publish(Transcript(self.clock.now(), record.transcript))
         return record.transcript
+
+    async def apologise(self, record: TurnRecord) -> None:
+        """Speak only the apology (the turn failed before there was a reply)."""
+        queue: asyncio.Queue[Spoken | Audio | None] = asyncio.Queue()
+        await self._synthesize(record, self.settings.apology, queue, apology=True)
+        await queue.put(None)
+        await self._play(record, queue)
 
     async def respond(self, record: TurnRecord) -> None:
         """Stream the reply to the speaker; speak an apology if the turn fails."""
