@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from assistant import models as catalogue
 from assistant.config import SttConfig
 from assistant.core.errors import ModelError, SpeechToTextFailed
 from assistant.core.ports import SAMPLE_RATE, Audio, Health
 from assistant.engines import accel
+from assistant.engines.modelfile import fix_for, locate
 
 logger = logging.getLogger(__name__)
 native_logger = logging.getLogger(__name__ + ".whispercpp")
@@ -169,13 +169,8 @@ class WhisperCpp:
 
 def load_stt(cfg: SttConfig, models_dir: Path) -> WhisperCpp:
     """Build whisper.cpp from config; ModelError names a missing or bad file and its fix."""
-    models_dir = Path(models_dir).expanduser()
-    try:
-        path = catalogue.expected_path(models_dir, "stt", cfg.model)
-    except catalogue.UnknownModel as exc:
-        raise ModelError(f"stt.model: {exc}. Give a bundled name or a path to a ggml .bin") from None
-    command = catalogue.fetch_command(path)
-    fix = f"run: {command}" if command else "check stt.model"
+    path = locate(models_dir, "stt", cfg.model, "stt.model", "a path to a ggml .bin")
+    fix = fix_for(path, "stt.model")
     return WhisperCpp(
         path,
         threads=cfg.threads,

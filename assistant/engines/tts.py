@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from assistant import models as catalogue
 from assistant.config import TtsConfig
 from assistant.core.errors import ConfigError, ModelError, TextToSpeechFailed
 from assistant.core.ports import SAMPLE_RATE, Audio, Health
 from assistant.engines import accel
+from assistant.engines.modelfile import fix_for, locate
 
 logger = logging.getLogger(__name__)
 
@@ -119,13 +119,8 @@ class PiperTts:
 
 def load_tts(cfg: TtsConfig, models_dir: Path) -> PiperTts:
     """Build the Piper voice from config; ModelError names a missing or bad file and its fix."""
-    models_dir = Path(models_dir).expanduser()
-    try:
-        path = catalogue.expected_path(models_dir, "tts", cfg.voice)
-    except catalogue.UnknownModel as exc:
-        raise ModelError(f"tts.voice: {exc}. Give a bundled name or a path to a voice .onnx") from None
-    command = catalogue.fetch_command(path)
-    fix = f"run: {command}" if command else "check tts.voice (the .onnx needs its .onnx.json beside it)"
+    path = locate(models_dir, "tts", cfg.voice, "tts.voice", "a path to a voice .onnx")
+    fix = fix_for(path, "tts.voice", " (the .onnx needs its .onnx.json beside it)")
     return PiperTts(
         path,
         speaker_id=cfg.speaker_id,

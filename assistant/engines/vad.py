@@ -13,6 +13,7 @@ from assistant.config import VadConfig
 from assistant.core.errors import ModelError
 from assistant.core.ports import SAMPLE_RATE, Audio, Health
 from assistant.engines import accel
+from assistant.engines.modelfile import locate
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +91,7 @@ class SileroVad:
 def load_vad(cfg: VadConfig, models_dir: Path) -> SileroVad:
     """Build Silero VAD from config; ModelError names a missing or corrupt file and its fix."""
     models_dir = Path(models_dir).expanduser()
-    try:
-        path = catalogue.expected_path(models_dir, "vad", cfg.model)
-    except catalogue.UnknownModel as exc:
-        raise ModelError(f"vad.model: {exc}. Give a bundled name or a path to an .onnx file") from None
+    path = locate(models_dir, "vad", cfg.model, "vad.model", "a path to an .onnx file")
     fix = f"run: {catalogue.download_command(['silero_vad'], models_dir)}"
     if cfg.model != "silero_vad" and catalogue.fetch_command(path) is None:
         fix = f"check vad.model, or use the bundled model ({fix})"

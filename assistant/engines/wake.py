@@ -15,6 +15,7 @@ from assistant.config import WakeConfig
 from assistant.core.errors import ModelError
 from assistant.core.ports import SAMPLE_RATE, Audio, Health, WakeHit
 from assistant.engines import accel
+from assistant.engines.modelfile import locate
 
 logger = logging.getLogger(__name__)
 
@@ -132,10 +133,7 @@ class OpenWakeWord:
 
 
 def _resolve(kind: str, name: str, models_dir: Path, key: str) -> Path:
-    try:
-        return catalogue.expected_path(models_dir, kind, name)
-    except catalogue.UnknownModel as exc:
-        raise ModelError(f"{key}: {exc}. Give a bundled name or the path to an openWakeWord .onnx file") from None
+    return locate(models_dir, kind, name, key, "the path to an openWakeWord .onnx file")
 
 
 def _feature_path(setting: str | None, beside: Path, default_file: str, models_dir: Path, key: str) -> Path:
