@@ -18,6 +18,7 @@ from assistant.core.conversation import Turn, TurnSettings
 from assistant.core.endpointing import EndpointSettings
 from assistant.core.history import History
 from assistant.core.ports import Audio, Microphone, Speaker
+from assistant.core.wakephrase import phrase_words
 from assistant.events import EventBus, JsonLinesWriter
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,13 @@ def build(
             clock=clock,
             bus=bus,
             history=history,
-            settings=TurnSettings(config.llm.model, config.conversation.apology, config.tts.first_chunk_min_chars),
+            settings=TurnSettings(
+                config.llm.model,
+                config.conversation.apology,
+                not_heard=config.conversation.not_heard,
+                first_chunk_min_chars=config.tts.first_chunk_min_chars,
+                wake_phrases=[phrase_words(Path(name).stem) for name in config.wake.models],
+            ),
             executor=compute_pool,
         )
         assistant = Assistant(

@@ -39,7 +39,7 @@ class WakeConfig(Section):
     models: tuple[str, ...] = ("hey_jarvis",)
     threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
     refractory_s: float = Field(default=2.0, ge=0.0, le=60.0)
-    preroll_ms: int = Field(default=500, ge=0, le=3000)
+    preroll_ms: int = Field(default=1500, ge=0, le=3000)
     melspectrogram_model: str | None = None
     embedding_model: str | None = None
     threads: int = Field(default=1, ge=1, le=64)
@@ -69,7 +69,11 @@ class SttConfig(Section):
     model: str = "base.en"
     language: str = "en"
     threads: int = Field(default=2, ge=1, le=64)
+    window: Literal["full", "fitted"] = "full"
     min_audio_ctx: int = Field(default=128, ge=32, le=1500)
+    context_margin_ms: int = Field(default=320, ge=0, le=30000)
+    max_tokens_per_s: float = Field(default=8.0, ge=1.0, le=50.0)
+    timeout_s: float = Field(default=20.0, gt=0.0, le=300.0)
     accelerator: Accelerator = "auto"
 
 
@@ -100,6 +104,7 @@ class ConversationConfig(Section):
     max_turns: int = Field(default=6, ge=0, le=100)
     forget_after_s: float = Field(default=300.0, ge=0.0)
     apology: str = "Sorry, I couldn't get an answer just now."
+    not_heard: str = "Sorry, I didn't catch that."
     wake_chime: bool = False
 
 

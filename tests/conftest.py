@@ -59,6 +59,13 @@ def speak(text: str, path: Path, *, voice: str = "en-us", speed: int = 150) -> P
     return path
 
 
+def sounds_like(heard: str, said: str, *, errors: int = 1) -> bool:
+    """Whether a real transcript is what was said, allowing `errors` words of Whisper's own error."""
+    from assistant.bench.wer import edit_distance, normalise
+
+    return edit_distance(normalise(said), normalise(heard)) <= errors
+
+
 def silence(path: Path, seconds: float) -> Path:
     subprocess.run(
         ["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(path), "trim", "0", str(seconds)], check=True
@@ -90,7 +97,7 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]
 
 @pytest.fixture
 def test_config(models_dir: Path, tmp_path: Path) -> Path:
-    """A config on the shared models and fixtures (canned whisper, tone voice)."""
+    """A config on the real shared models: Whisper tiny.en and the Piper joe-medium voice."""
     path = tmp_path / "test.yaml"
     path.write_text(
         f"""
@@ -99,10 +106,10 @@ state_dir: {tmp_path / "state"}
 wake:
   models: [hey_jarvis]
 stt:
-  model: fixtures/ggml-tiny.en-canned.bin
+  model: whisper/ggml-tiny.en-real.bin
   threads: 2
 tts:
-  voice: fixtures/tone-voice.onnx
+  voice: piper/en_US-joe-medium.onnx
 llm:
   model: test-model
   timeout_s: 5

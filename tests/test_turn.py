@@ -8,17 +8,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from assistant.audio.clock import SampleClock
 from assistant.audio.wav import WavSpeaker
 from assistant.core.conversation import Turn, TurnRecord, TurnSettings
+from assistant.core.errors import SpeechToTextFailed
 from assistant.core.history import History
 from assistant.core.ports import BLOCK_SAMPLES, Audio
 from assistant.events import Event, EventBus
 
 
 class BrokenStt:
-    def transcribe(self, audio: Audio) -> str:
+    def transcribe(self, audio: Audio, cancel: object = None) -> str:
         raise RuntimeError("whisper.cpp failed")
 
 
@@ -58,14 +60,15 @@ def test_failed_transcription_is_an_error_and_an_apology(tmp_path: Path) -> None
                 clock=clock,
                 bus=bus,
                 history=history,
-                settings=TurnSettings("m", "Sorry."),
+                settings=TurnSettings("m", "Sorry.", not_heard="Say again?"),
                 executor=pool,
             )
             ticker = asyncio.create_task(tick(clock))
             record = TurnRecord(speech_end=0.0, endpoint_at=0.0)
-            assert await turn.transcribe(np.zeros(16000, np.float32), record, None) == ""
+            with pytest.raises(SpeechToTextFailed) as raised:
+                await turn.transcribe(np.zeros(16000, np.float32), record, None)
+            await turn.fail(record, raised.value)
             assert record.failed
-            await turn.apologise(record)
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
@@ -75,7 +78,7 @@ def test_failed_transcription_is_an_error_and_an_apology(tmp_path: Path) -> None
     seen = [e.to_dict() for e in events]
     assert [e["type"] for e in seen] == ["error", "sentence", "audio_started", "audio_stopped"]
     assert seen[0]["code"] == "stt_failed" and "whisper.cpp failed" in seen[0]["message"]
-    assert seen[1]["text"] == "Sorry."
+    assert seen[1]["text"] == "Say again?", "a failed transcription asks the user to say it again"
     assert seen[3]["interrupted"] is False
     assert record.first_audio_at is not None
     assert record.heard(None) == "", "the apology is not part of the conversation"

@@ -28,6 +28,7 @@ class Call:
     start: float
     end: float
     what: str
+    samples: int = 0  # audio made (TTS) or given (STT)
 
 
 class TimedStt:
@@ -42,7 +43,7 @@ class TimedStt:
         try:
             return str(self.inner.transcribe(audio, **kwargs))
         finally:
-            self.calls.append(Call(start, perf(), f"{len(audio) / SAMPLE_RATE:.2f}s"))
+            self.calls.append(Call(start, perf(), f"{len(audio) / SAMPLE_RATE:.2f}s", len(audio)))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -57,11 +58,9 @@ class TimedTts:
 
     def synthesize(self, text: str) -> Audio:
         start = perf()
-        try:
-            audio: Audio = self.inner.synthesize(text)
-            return audio
-        finally:
-            self.calls.append(Call(start, perf(), text))
+        audio: Audio = self.inner.synthesize(text)
+        self.calls.append(Call(start, perf(), text, len(audio)))
+        return audio
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

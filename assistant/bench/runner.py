@@ -18,7 +18,7 @@ from typing import Any
 
 from assistant import config as config_module
 from assistant.app import Engines, Runtime, build, load_engines
-from assistant.bench import metrics, report, script
+from assistant.bench import metrics, report, script, speech
 from assistant.bench.probe import Probe, TimedStt, TimedTts, monotonic_to_perf, read_status
 from assistant.bench.script import Layout, Phrases, ReplyPlan
 from assistant.config import Config
@@ -52,8 +52,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the figures as JSON")
     parser.add_argument("--models", type=Path, default=ROOT.parent / "shared" / "models", metavar="DIR")
-    parser.add_argument("--stt-model", default="fixtures/ggml-tiny.en-canned.bin")
-    parser.add_argument("--voice", default="fixtures/tone-voice.onnx")
+    parser.add_argument("--stt-model", default="whisper/ggml-tiny.en-real.bin")
+    parser.add_argument("--voice", default="piper/en_US-joe-medium.onnx")
+    parser.add_argument("--speech-voice", default="piper/en_US-joe-medium.onnx", help="Piper voice of the speech set")
+    parser.add_argument("--speech-count", type=int, default=None, help="only the first N requests of the speech set")
+    parser.add_argument("--speech-only", action="store_true", help="run the speech set alone (no latency phases)")
+    parser.add_argument(
+        "--stt-window", choices=["full", "fitted", "both"], default="both",
+        help="the speech set on the full Whisper window, the fitted one, or both",
+    )
     parser.add_argument("--stt-threads", type=int, default=2)
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR", help="keep the WAVs made and written here")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -233,6 +240,41 @@ async def realtime_figure(config: Config, engines: Any, request: Any, folder: Pa
     return metrics.stats(timings)
 
 
+async def speech_phase(bench: Bench, config: Config) -> dict[str, Any]:
+    """Every request of the speech set through `assistant run`, per Whisper window."""
+    from assistant.config import TtsConfig
+    from assistant.engines.tts import load_tts
+
+    progress("making the speech set (espeak-ng voices and the Piper voice)")
+    piper = load_tts(TtsConfig(voice=bench.args.speech_voice, accelerator="cpu"), config.models_path)
+    wav, placed = speech.write_input(bench.folder, piper, bench.args.speech_count)
+    del piper
+    windows = ["full", "fitted"] if bench.args.stt_window == "both" else [bench.args.stt_window]
+    whisper = bench.stt.inner
+    configured = whisper.window
+    out: dict[str, Any] = {"requests": len(placed), "windows": {}}
+    saved_reply, bench.server.reply = bench.server.reply, speech.REPLY
+    try:
+        for window in windows:
+            whisper.window = window
+            runaways, tts_calls = whisper.runaways, len(bench.tts.calls)
+            progress(f"speech set: {len(placed)} requests, {window} Whisper window")
+            probe = Probe(keep_audio=False)
+            output = bench.folder / f"speech-set-{window}-out.wav"
+            with build(config, input_wav=wav, output_wav=output, fast=True, engines=bench.engines) as runtime:
+                probe.attach(runtime)
+                await runtime.assistant.run()
+            heard = speech.match(placed, [event for _, event in probe.events])
+            figures = speech.summarise(heard, whisper.runaways - runaways)
+            figures["tts_rtf"] = speech.tts_rtf(bench.tts.calls[tts_calls:])
+            out["windows"][window] = figures
+    finally:
+        whisper.window = configured
+        bench.server.reply = saved_reply
+    out["tts_rtf"] = speech.tts_rtf(bench.tts.calls)
+    return out
+
+
 async def run_bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     from assistant.engines.tts import load_tts
     from tests.ollama_server import OllamaTestServer
@@ -259,6 +301,12 @@ async def run_bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         engines = replace(engines, stt=stt, tts=tts)
         bench = Bench(args, folder, server, engines, stt, tts, plan, phrases, reply_s, monotonic_to_perf())
         results["settings"] = report.settings(args, config, plan, reply_s, load_s)
+
+        # 0. The speech set: how the assistant hears real requests, on each Whisper window.
+        results["speech_set"] = await speech_phase(bench, config)
+        if args.speech_only:
+            await engines.llm.aclose()
+            return results
 
         # 1. The cold first turn, straight after start-up, then the steady turns (dynamic endpointing off).
         layout = script.turns_layout(phrases, args.turns + 1, reply_s, bench.reply_delay_s)
@@ -328,7 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
     results["bench_wall_s"] = round(time.perf_counter() - started, 1)
-    print(report.render(results))
+    if not args.speech_only:
+        print(report.render(results))
+    print(speech.render(results["speech_set"]))
     if args.json is not None:
         report.write_json(results, args.json)
         progress(f"wrote {args.json}")

@@ -20,6 +20,7 @@ import numpy as np
 
 from assistant.core.conversation import Turn, TurnRecord
 from assistant.core.endpointing import Endpoint, Endpointer, EndpointSettings, looks_complete
+from assistant.core.errors import TurnError
 from assistant.core.ports import (
     BLOCK_SAMPLES,
     SAMPLE_RATE,
@@ -32,6 +33,7 @@ from assistant.core.ports import (
     WakeHit,
 )
 from assistant.core.states import State, Trigger, next_state
+from assistant.core.work import run_abortable
 from assistant.events import (
     AudioStopped,
     Error,
@@ -245,10 +247,9 @@ class Assistant:
             return
         self._speculation_key = key
         audio = np.concatenate(self._utterance)
-        loop = asyncio.get_running_loop()
 
         async def speculate() -> str:
-            text = await loop.run_in_executor(self.turn.executor, self.turn.stt.transcribe, audio)
+            text = await run_abortable(self.turn.executor, self.turn.stt.transcribe, audio)
             if (self._endpointer, endpointer.last_voice_end) == key:
                 endpointer.hint(looks_complete(text))
             return text
@@ -276,11 +277,10 @@ class Assistant:
             if speculation is not None:
                 with contextlib.suppress(Exception):
                     text = await speculation
-            transcript = await self.turn.transcribe(audio, record, text)
-            if not transcript:
-                log.info("nothing usable heard")
-                if record.failed:
-                    await self.turn.apologise(record)
+            try:
+                await self.turn.transcribe(audio, record, text)
+            except TurnError as error:
+                await self.turn.fail(record, error)
                 self._finish(record)
                 return
             await self.turn.respond(record)

@@ -15,7 +15,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from assistant.core.errors import TurnError
+from assistant.core.errors import NothingHeard, SpeechToTextFailed, TurnError
 from assistant.core.history import History
 from assistant.core.ports import (
     SAMPLE_RATE,
@@ -27,6 +27,8 @@ from assistant.core.ports import (
     TextToSpeech,
 )
 from assistant.core.sentences import SentenceSplitter
+from assistant.core.wakephrase import strip_wake_phrase
+from assistant.core.work import run_abortable
 from assistant.events import (
     AudioStarted,
     AudioStopped,
@@ -91,7 +93,9 @@ class TurnRecord:
 class TurnSettings:
     llm_model: str
     apology: str
+    not_heard: str = "Sorry, I didn't catch that."
     first_chunk_min_chars: int = 24
+    wake_phrases: list[list[str]] = field(default_factory=list)
 
 
 class Turn:
@@ -122,33 +126,39 @@ class Turn:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def transcribe(self, audio: Audio, record: TurnRecord, text: str | None) -> str:
-        """Speech-to-text, unless a speculative transcript of this audio is given.
+        """Speech-to-text (unless a speculative transcript of this audio is given), wake word removed.
 
-        A failure is published as an error and marks the turn failed; the
-        transcript is then empty.
+        Raises `TurnError`: `stt_failed` when Whisper fails or runs away,
+        `nothing_heard` when the request held no words.
         """
         started = self.perf()
-        if text is None:
-            try:
-                text = await self._blocking(self.stt.transcribe, audio)
-            except Exception as exc:  # an engine failure is a failed turn, not a crash
-                error = (
-                    exc if isinstance(exc, TurnError) else TurnError(f"speech-to-text failed: {exc}", code="stt_failed")
-                )
-                log.warning("turn failed (%s): %s", error.code, error)
-                self.bus.publish(Error(self.clock.now(), error.code, str(error)))
-                record.failed = True
-                text = ""
-        record.stt_ms = (self.perf() - started) * 1000
-        record.transcript = text.strip()
-        if not record.failed:
-            self.bus.publish(Transcript(self.clock.now(), record.transcript))
+        try:
+            if text is None:
+                try:
+                    text = await run_abortable(self.executor, self.stt.transcribe, audio)
+                except TurnError:
+                    raise
+                except Exception as exc:  # an engine failure is a failed turn, not a crash
+                    raise SpeechToTextFailed(f"speech-to-text failed: {exc}") from exc
+        finally:
+            record.stt_ms = (self.perf() - started) * 1000
+        record.transcript = strip_wake_phrase(text.strip(), self.settings.wake_phrases)
+        if not record.transcript:
+            raise NothingHeard(f"no words in the request (Whisper wrote {text.strip()!r})")
+        self.bus.publish(Transcript(self.clock.now(), record.transcript))
         return record.transcript
 
-    async def apologise(self, record: TurnRecord) -> None:
-        """Speak only the apology (the turn failed before there was a reply)."""
+    async def fail(self, record: TurnRecord, error: TurnError) -> None:
+        """The one place a failed stage becomes an outcome: an error event and a spoken answer."""
+        record.failed = True
+        log.warning("turn failed (%s): %s", error.code, error)
+        self.bus.publish(Error(self.clock.now(), error.code, str(error)))
+        heard_nothing = isinstance(error, NothingHeard | SpeechToTextFailed)
+        text = self.settings.not_heard if heard_nothing else self.settings.apology
+        if not text:
+            return
         queue: asyncio.Queue[Spoken | Audio | None] = asyncio.Queue()
-        await self._synthesize(record, self.settings.apology, queue, apology=True)
+        await self._synthesize(record, text, queue, apology=True)
         await queue.put(None)
         await self._play(record, queue)
 

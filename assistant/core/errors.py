@@ -62,5 +62,17 @@ class SpeechToTextFailed(TurnError):
     code = "stt_failed"
 
 
+class SpeechToTextCancelled(TurnError):
+    """A transcription was abandoned (a newer request, or the turn ended)."""
+
+    code = "stt_cancelled"
+
+
+class NothingHeard(TurnError):
+    """The request held no words (silence, a cough, Whisper's [BLANK_AUDIO])."""
+
+    code = "nothing_heard"
+
+
 class TextToSpeechFailed(TurnError):
     code = "tts_failed"

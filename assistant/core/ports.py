@@ -8,6 +8,7 @@ the same core with fakes.  All audio inside the core is mono float32 in
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -81,9 +82,13 @@ class VoiceActivity(Protocol):
 
 
 class SpeechToText(Protocol):
-    """Transcribes one utterance (blocking; run it in a worker thread)."""
+    """Transcribes one utterance (blocking; run it in a worker thread).
 
-    def transcribe(self, audio: Audio) -> str: ...
+    Setting `cancel` abandons the call: it raises `SpeechToTextCancelled`
+    instead of finishing (see `core.work.run_abortable`).
+    """
+
+    def transcribe(self, audio: Audio, *, cancel: threading.Event | None = None) -> str: ...
 
 
 class LanguageModel(Protocol):

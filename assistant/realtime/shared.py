@@ -21,6 +21,7 @@ import soxr
 from assistant.app import Engines
 from assistant.config import Config
 from assistant.core.ports import SAMPLE_RATE, Audio, VoiceActivity
+from assistant.core.work import run_abortable
 from assistant.realtime.protocol import WIRE_RATE
 
 log = logging.getLogger(__name__)
@@ -67,9 +68,8 @@ class Shared:
 
     async def transcribe(self, audio: Audio) -> str:
         """Transcribe 24 kHz audio on the STT worker thread."""
-        loop = asyncio.get_running_loop()
         internal = resample(audio, WIRE_RATE, SAMPLE_RATE)
-        text: str = await loop.run_in_executor(self.stt_pool, self.engines.stt.transcribe, internal)
+        text: str = await run_abortable(self.stt_pool, self.engines.stt.transcribe, internal)
         return text
 
     async def synthesize(self, text: str) -> Audio:

@@ -1,0 +1,52 @@
+"""Take the wake word off the front of a transcript.
+
+The audio before the detection is kept (so a request said in one breath is
+not clipped), and that audio holds the whole wake phrase on purpose: Whisper
+writes "Hey Jarvis, what time is it?" well, but garbles a request that starts
+with half a word ("vis what time" came out as "of this last time"). Whisper
+spells names loosely ("Jervis", "Travis"), so words are compared by
+similarity, and only among the first few.
+"""
+
+from __future__ import annotations
+
+import re
+from difflib import SequenceMatcher
+
+_WORD = re.compile(r"[\w']+")
+SIMILAR = 0.6
+LOOK_AHEAD = 3  # words before the phrase that may be other speech caught in the pre-roll
+
+
+def phrase_words(model_name: str) -> list[str]:
+    """The words of a wake-word model's name: "hey_jarvis_v0.1" -> ["hey", "jarvis"]."""
+    stem = re.sub(r"_v\d+(\.\d+)*$", "", model_name.lower())
+    return [word for word in re.split(r"[_\-\s]+", stem) if word and not word.isdigit()]
+
+
+def _similar(a: str, b: str) -> bool:
+    return SequenceMatcher(None, a, b).ratio() >= SIMILAR
+
+
+def _phrase_end(matches: list[re.Match[str]], words: list[str]) -> int:
+    """Where a wake phrase (or its tail) ends among the first words, or 0 when it is not there."""
+    for first in range(min(LOOK_AHEAD, len(matches))):
+        # The tail of the phrase may be all that was kept: "jarvis" of "hey jarvis".
+        for offset in range(len(words)):
+            expected = words[offset:]
+            found = matches[first : first + len(expected)]
+            if len(found) == len(expected) and all(
+                _similar(m.group().lower(), w) for m, w in zip(found, expected, strict=True)
+            ):
+                return found[-1].end()
+    return 0
+
+
+def strip_wake_phrase(text: str, phrases: list[list[str]]) -> str:
+    """`text` from after a wake phrase found among its first words, without the punctuation after it."""
+    matches = list(_WORD.finditer(text))
+    end = max((_phrase_end(matches, words) for words in phrases), default=0)
+    if end == 0:
+        return text
+    rest = text[end:].lstrip(" ,.!?;:-")
+    return rest[:1].upper() + rest[1:] if rest else ""
