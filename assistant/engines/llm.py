@@ -124,8 +124,15 @@ class OllamaLanguageModel:
         # server is local, and an HTTP(S)_PROXY in the environment must not
         # reroute loopback traffic.
         if self._client is None:
-            self._client = ollama.AsyncClient(host=self.host, trust_env=False, timeout=self._http_timeout())
+            self._client = ollama.AsyncClient(
+                host=self.host, trust_env=False, timeout=self._http_timeout(), verify=self._verify()
+            )
         return self._client
+
+    def _verify(self) -> bool:
+        # Loading the CA bundle costs ~90 ms per client on a small board, paid by the
+        # first turn that falls back to a host; plain http never uses it.
+        return self.host.startswith("https://")
 
     def _http_timeout(self) -> httpx.Timeout:
         # Reads are bounded by `timeout_s` around each wait (asyncio.timeout), not by httpx.
@@ -275,7 +282,9 @@ class OllamaLanguageModel:
     async def _version(self) -> str:
         async with (
             asyncio.timeout(self.timeout_s),
-            httpx.AsyncClient(base_url=self.host, trust_env=False, timeout=self._http_timeout()) as http,
+            httpx.AsyncClient(
+                base_url=self.host, trust_env=False, timeout=self._http_timeout(), verify=self._verify()
+            ) as http,
         ):
             response = await http.get("/api/version")
         if response.status_code != 200:
