@@ -8,7 +8,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from assistant.audio.clock import SampleClock
 from assistant.audio.wav import WavMicrophone
@@ -21,6 +21,9 @@ from assistant.core.ports import Audio, Microphone, Speaker
 from assistant.core.wakephrase import phrase_words
 from assistant.events import EventBus, JsonLinesWriter
 
+if TYPE_CHECKING:
+    from assistant.engines.llm_chain import LlmChain
+
 log = logging.getLogger(__name__)
 
 
@@ -31,13 +34,13 @@ class Engines:
     wake: Any
     vad: Any
     stt: Any
-    llm: Any
+    llm: LlmChain
     tts: Any
 
 
 def load_engines(config: Config, *, warm: bool = True) -> Engines:
     """Load (and warm) every model; raises ModelError naming a missing file."""
-    from assistant.engines.llm import OllamaLanguageModel
+    from assistant.engines.llm_chain import build_llm
     from assistant.engines.stt import load_stt
     from assistant.engines.tts import load_tts
     from assistant.engines.vad import load_vad
@@ -48,13 +51,7 @@ def load_engines(config: Config, *, warm: bool = True) -> Engines:
         wake=load_wake(config.wake, models),
         vad=load_vad(config.vad, models),
         stt=load_stt(config.stt, models),
-        llm=OllamaLanguageModel(
-            host=config.llm.host,
-            model=config.llm.model,
-            options=dict(config.llm.options),
-            keep_alive=config.llm.keep_alive,
-            timeout_s=config.llm.timeout_s,
-        ),
+        llm=build_llm(config.llm),
         tts=load_tts(config.tts, models),
     )
     if warm:
@@ -108,6 +105,7 @@ def build(
             bus.subscribe(JsonLinesWriter(events))
         engines = engines or load_engines(config)
         clock = SampleClock()
+        stack.callback(engines.llm.subscribe(bus.publish, clock.now))
         mic, speaker = open_audio(config, clock, input_wav, output_wav, fast, stack)
         audio_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="audio"))
         compute_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="compute"))

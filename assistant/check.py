@@ -9,7 +9,7 @@ from typing import Any
 
 from assistant.config import Config
 from assistant.core.errors import AssistantError
-from assistant.core.ports import Health
+from assistant.core.ports import Health, LanguageModel
 
 
 def _load(part: str, loader: Callable[[], Any]) -> tuple[Any, list[Health]]:
@@ -48,7 +48,7 @@ def audio_rows(config: Config) -> list[Health]:
 
 def collect(config: Config) -> list[Health]:
     """Load each engine as `assistant run` would and gather their health rows."""
-    from assistant.engines.llm import OllamaLanguageModel
+    from assistant.engines.llm_chain import build_llm
     from assistant.engines.stt import load_stt
     from assistant.engines.tts import load_tts
     from assistant.engines.vad import load_vad
@@ -64,15 +64,15 @@ def collect(config: Config) -> list[Health]:
         ("text-to-speech", lambda: load_tts(config.tts, models)),
     ):
         rows += _load(part, loader)[1]
-    llm = OllamaLanguageModel(
-        host=config.llm.host,
-        model=config.llm.model,
-        options=dict(config.llm.options),
-        keep_alive=config.llm.keep_alive,
-        timeout_s=min(config.llm.timeout_s, 5.0),
-    )
-    rows += asyncio.run(llm.check())
+    rows += asyncio.run(_llm_rows(build_llm(config.llm, timeout_s=min(config.llm.timeout_s, 5.0))))
     return rows
+
+
+async def _llm_rows(llm: LanguageModel) -> list[Health]:
+    try:
+        return await llm.health()
+    finally:
+        await llm.aclose()
 
 
 def render(rows: list[Health]) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from assistant.core.errors import ConfigError
 
@@ -77,6 +77,20 @@ class SttConfig(Section):
     accelerator: Accelerator = "auto"
 
 
+class LlmFallbackConfig(Section):
+    """One entry of `llm.fallbacks`: another host and/or model (unset keys take llm's own)."""
+
+    host: str | None = None
+    model: str | None = None
+    connect_timeout_s: float | None = Field(default=None, gt=0.0, le=60.0)
+
+    @model_validator(mode="after")
+    def _names_something(self) -> LlmFallbackConfig:
+        if self.host is None and self.model is None:
+            raise ValueError("a fallback needs a host, a model or both")
+        return self
+
+
 class LlmConfig(Section):
     host: str = "http://127.0.0.1:11434"
     model: str = "llama3.2:1b"
@@ -87,6 +101,9 @@ class LlmConfig(Section):
     options: dict[str, Any] = Field(default_factory=dict)
     keep_alive: str | int = "30m"
     timeout_s: float = Field(default=30.0, gt=0.0, le=600.0)
+    connect_timeout_s: float = Field(default=2.0, gt=0.0, le=60.0)
+    fallbacks: tuple[LlmFallbackConfig, ...] = ()
+    recheck_s: float = Field(default=10.0, gt=0.0, le=3600.0)
     warm_on_wake: bool = True
 
 

@@ -83,6 +83,37 @@ class LlmDone(Event):
 
 
 @dataclass(frozen=True)
+class LlmHostDown(Event):
+    """An LLM host failed and is skipped until a background check finds it back."""
+
+    type: ClassVar[str] = "llm_host_down"
+    host: str
+    model: str
+    code: str
+    primary: bool
+
+
+@dataclass(frozen=True)
+class LlmHostUp(Event):
+    """An LLM host marked down answers again."""
+
+    type: ClassVar[str] = "llm_host_up"
+    host: str
+    model: str
+    primary: bool
+
+
+@dataclass(frozen=True)
+class LlmFallback(Event):
+    """A request was answered by a fallback host; `reason` is why the ones before it were skipped."""
+
+    type: ClassVar[str] = "llm_fallback"
+    host: str
+    model: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Sentence(Event):
     type: ClassVar[str] = "sentence"
     text: str

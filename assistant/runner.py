@@ -63,8 +63,11 @@ async def run(
                 notifier.status(line)
 
         runtime.bus.subscribe(on_event)
-        with _attach_device(runtime, config):
-            await _serve(runtime, config, notifier)
+        try:
+            with _attach_device(runtime, config):
+                await _serve(runtime, config, notifier)
+        finally:
+            await runtime.engines.llm.aclose()  # its background host checks and connections
         notifier.stopping()
 
 

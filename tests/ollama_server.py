@@ -9,10 +9,15 @@ encoding, one JSON object with ``"stream": false``; an empty ``messages`` /
 
 Replies are streamed as word-ish tokens (``"Hello"``, ``","``, ``" world"``)
 after a configurable time-to-first-token and at a configurable token rate.
-Tests script per-request behaviours (errors, cuts, hangs, stalls) with
-`OllamaTestServer.script`, and inspect `OllamaTestServer.requests`, whose
-records also say when each response finished and how many tokens went out
-(`time.monotonic`, comparable across processes on Linux).
+Tests script per-request behaviours (errors, cuts, hangs, stalls, the server
+stopping mid-answer) with `OllamaTestServer.script`, and inspect
+`OllamaTestServer.requests`, whose records also say when each response
+finished and how many tokens went out (`time.monotonic`, comparable across
+processes on Linux).  A server can be stopped and started again on the same
+port (`stop`, `start`, `restart`), as Ollama restarting does; a restarted
+server has no model loaded, and `load_ms` is what loading one costs.
+`Blackhole` is a port where connections are never accepted, as with a host
+that has gone off the network.
 
 Run standalone (for benchmarks)::
 
@@ -43,7 +48,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["Behaviour", "OllamaTestServer", "RecordedRequest", "main", "split_tokens"]
+__all__ = ["Behaviour", "Blackhole", "OllamaTestServer", "RecordedRequest", "main", "split_tokens"]
 
 DEFAULT_REPLY = (
     "The sky looks blue because air scatters blue sunlight much more than red. "
@@ -95,6 +100,9 @@ class Behaviour:
     """Stop sending after this many tokens until the client leaves or the server stops."""
     hang: bool = False
     """Read the request and never answer until the client leaves or the server stops."""
+    stop_server_after_tokens: int | None = None
+    """Stop the whole server after this many tokens: every connection drops and the port refuses
+    connections until `OllamaTestServer.start` is called again (Ollama killed mid-answer)."""
     path: str | None = None
 
     def matches(self, path: str) -> bool:
@@ -323,9 +331,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         keep_alive = body.get("keep_alive")
         unload = keep_alive in (0, 0.0, "0", "0s", "0m")
+        load_s = 0.0 if unload or owner.is_loaded(model) else owner.load_ms / 1000.0
         owner._touch_model(model, unload=unload)
         empty = not body.get("messages") if is_chat else not body.get("prompt")
         if empty:
+            if not self._pause(rec.received_at + load_s, rec):
+                return
             reason = "unload" if unload else "load"
             chunk = self._chunk(model, "", is_chat)
             chunk.update(done=True, done_reason=reason)
@@ -334,7 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         b = behaviour or Behaviour()
         reply = b.reply if b.reply is not None else owner.reply
-        ttft_s = (b.ttft_ms if b.ttft_ms is not None else owner.ttft_ms) / 1000.0
+        ttft_s = (b.ttft_ms if b.ttft_ms is not None else owner.ttft_ms) / 1000.0 + load_s
         rate = b.tokens_per_s if b.tokens_per_s is not None else owner.tokens_per_s
         interval = 1.0 / rate if rate and rate > 0 else 0.0
         tokens = split_tokens(reply)
@@ -344,7 +355,7 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(num_predict, int) and 0 < num_predict < len(tokens):
             tokens, done_reason = tokens[:num_predict], "length"
         stop_at = len(tokens)
-        for limit in (b.cut_after_tokens, b.stall_after_tokens):
+        for limit in (b.cut_after_tokens, b.stall_after_tokens, b.stop_server_after_tokens):
             if limit is not None:
                 stop_at = min(stop_at, limit)
         prompt_tokens = self._prompt_tokens(body, is_chat)
@@ -387,6 +398,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._cut(rec)
             return
         if b.stall_after_tokens is not None:
+            self._pause(math.inf, rec)
+            return
+        if b.stop_server_after_tokens is not None:
+            # stop() joins the handler threads, this one included: run it from another thread.
+            threading.Thread(target=owner.stop, name="ollama-test-server-stop", daemon=True).start()
             self._pause(math.inf, rec)
             return
         if not headers_sent:
@@ -536,6 +552,7 @@ class OllamaTestServer:
         reply: str = DEFAULT_REPLY,
         ttft_ms: float = 0.0,
         tokens_per_s: float = 0.0,
+        load_ms: float = 0.0,
         port: int = 0,
         host: str = "127.0.0.1",
     ) -> None:
@@ -544,6 +561,8 @@ class OllamaTestServer:
         self.ttft_ms = ttft_ms
         self.tokens_per_s = tokens_per_s
         """Tokens per second; 0 sends them all at once."""
+        self.load_ms = load_ms
+        """Added to the first request for a model that is not loaded (after a start, or an unload)."""
         self._host = host
         self._port = port
         self._cond = threading.Condition()
@@ -555,15 +574,26 @@ class OllamaTestServer:
         self._threads: set[threading.Thread] = set()
         self._httpd: _Server | None = None
         self._serve_thread: threading.Thread | None = None
+        self._lifecycle = threading.Lock()
+        self._stopped = threading.Event()
+        self._stopped.set()
 
     # --- lifecycle --------------------------------------------------------------------
 
     def start(self) -> Self:
+        with self._lifecycle:
+            return self._start()
+
+    def _start(self) -> Self:
         if self._httpd is not None:
             return self
         self._stopping.clear()
+        self._stopped.clear()
         httpd = _Server((self._host, self._port), _Handler)
         httpd.owner = self
+        self._port = int(httpd.server_address[1])  # a later start() comes back on the same port
+        with self._cond:
+            self._running.clear()  # a (re)started Ollama has no model loaded
         self._httpd = httpd
         self._serve_thread = threading.Thread(
             target=httpd.serve_forever, kwargs={"poll_interval": _POLL_S}, name="ollama-test-server", daemon=True
@@ -573,17 +603,21 @@ class OllamaTestServer:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving; ends hung and streaming answers; never blocks past `timeout`."""
+        with self._lifecycle:
+            self._stop(timeout)
+
+    def _stop(self, timeout: float) -> None:
         httpd = self._httpd
         if httpd is None:
             return
         self._stopping.set()
         httpd.shutdown()
+        httpd.server_close()  # refuse new connections before the open ones drop, as a killed server does
         with self._cond:
             sockets, threads = list(self._sockets), list(self._threads)
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        httpd.server_close()
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -594,6 +628,20 @@ class OllamaTestServer:
                 if not rec.finished.is_set():
                     self._finish_locked(rec, "stopped")
         self._httpd = None
+        self._stopped.set()
+
+    def restart(self) -> Self:
+        """Stop (dropping every connection) and start again on the same port."""
+        self.stop()
+        return self.start()
+
+    @property
+    def running(self) -> bool:
+        return self._httpd is not None
+
+    def wait_stopped(self, timeout: float = 5.0) -> bool:
+        """Block until the server has stopped (e.g. by `Behaviour.stop_server_after_tokens`)."""
+        return self._stopped.wait(timeout)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -608,9 +656,10 @@ class OllamaTestServer:
 
     @property
     def port(self) -> int:
-        if self._httpd is None:
+        """The port, also while stopped once it has been started (it comes back there)."""
+        if self._httpd is None and not self._port:
             raise RuntimeError("server not started")
-        return int(self._httpd.server_address[1])
+        return self._port
 
     @property
     def url(self) -> str:
@@ -654,6 +703,10 @@ class OllamaTestServer:
 
     def has_model(self, name: str) -> bool:
         return normalise_model(name) in self.models
+
+    def is_loaded(self, name: str) -> bool:
+        with self._cond:
+            return normalise_model(name) in self._running
 
     # --- internals used by the handler ---------------------------------------------------------
 
@@ -734,6 +787,33 @@ class OllamaTestServer:
                 "quantization_level": "Q8_0",
             },
         }
+
+
+class Blackhole:
+    """A loopback port where TCP connections are never accepted: connecting times out.
+
+    Linux drops further SYNs once a listening socket's accept queue is full;
+    with a backlog of 0 one connection fills it.  This is how a host that has
+    gone off the network looks to a client (no refusal, just no answer).
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(0)
+        self._filler = socket.create_connection(self._listener.getsockname(), timeout=1.0)
+        self.port = int(self._listener.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._filler.close()
+        self._listener.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,7 +26,8 @@ from assistant.device.button import MuteState, build_button
 from assistant.device.leds import PATTERNS, Leds, Pattern, build_driver, build_leds, level_at
 from assistant.device.sounds import NAMES, load_sounds, synthesize
 from assistant.device.wiring import attach_device
-from assistant.events import Error, EventBus, Muted, StateChanged
+from assistant.engines.llm_chain import build_llm
+from assistant.events import Error, EventBus, LlmHostDown, LlmHostUp, Muted, StateChanged
 from tests.conftest import ROOT, concat
 
 PINS = {"idle": 5, "listening": 6, "thinking": 13, "speaking": 19, "error": 26, "muted": 21}
@@ -59,7 +60,7 @@ def wait_for(check: Callable[[], bool], timeout: float = 2.0) -> bool:
 
 
 def test_pattern_table_is_pure() -> None:
-    assert set(PATTERNS) == {"idle", "listening", "thinking", "speaking", "error", "muted"}
+    assert set(PATTERNS) == {"idle", "listening", "thinking", "speaking", "error", "muted", "degraded"}
     pulse, blink = Pattern("pulse", 0.8, 2.0), Pattern("blink", 1.0, 0.4)
     assert level_at(pulse, 0.0) == 0.0 and level_at(pulse, 1.0) == pytest.approx(0.8)
     assert level_at(blink, 0.1) == 1.0 and level_at(blink, 0.3) == 0.0
@@ -95,6 +96,24 @@ def test_per_state_leds_follow_state_error_and_mute(pin: Callable[[int], Any]) -
     leds.close()
     bus.publish(StateChanged(5.0, "listening", "idle"))  # no longer subscribed
     assert lit() == set()
+
+
+def test_degraded_pattern_while_the_primary_llm_host_is_down(pin: Callable[[int], Any]) -> None:
+    bus = EventBus()
+    leds = Leds(build_driver(PER_STATE), bus=bus)
+    lit: Callable[[], set[str]] = lambda: {s for s, n in PINS.items() if pin(n).state}  # noqa: E731
+    bus.publish(LlmHostDown(0.0, "http://fallback:11434", "llama3.2:1b", "llm_unreachable", primary=False))
+    assert leds.showing == "idle", "a fallback host going down is not degraded service"
+    bus.publish(LlmHostDown(0.5, "http://server:11434", "llama3.1:8b", "llm_unreachable", primary=True))
+    assert leds.showing == "degraded"
+    assert wait_for(lambda: lit() == {"idle"}) and wait_for(lambda: lit() == set()), "the idle LED blinks"
+    bus.publish(StateChanged(1.0, "listening", "idle"))
+    assert leds.showing == "listening" and lit() == {"listening"}, "a turn shows its own states"
+    bus.publish(StateChanged(2.0, "idle", "listening"))
+    assert leds.showing == "degraded"
+    bus.publish(LlmHostUp(3.0, "http://server:11434", "llama3.1:8b", primary=True))
+    assert leds.showing == "idle" and lit() == {"idle"}
+    leds.close()
 
 
 def test_pwm_led_levels_pulse_and_blink(pin: Callable[[int], Any]) -> None:
@@ -223,7 +242,7 @@ async def test_led_patterns_over_a_scenario_run(
 async def run_once(config: config_module.Config, wav: Path, out: Path, press: Callable[[], None] | None = None) -> Any:
     """Build the assistant on fakes, attach the devices, maybe press the button, run the WAV through."""
     wake = Mock(**{"process.return_value": None})  # a wake-word engine that never fires: counts its blocks
-    engines = Engines(wake=wake, vad=Mock(), stt=None, llm=None, tts=None)
+    engines = Engines(wake=wake, vad=Mock(), stt=None, llm=build_llm(config.llm), tts=None)
     with build(config, input_wav=wav, output_wav=out, fast=True, engines=engines) as runtime:
         with attach_device(runtime.assistant, runtime.bus, config) as device:
             muted_at_start = runtime.assistant.muted

@@ -64,7 +64,7 @@ async def collect(llm: OllamaLanguageModel, got: list[str] | None = None) -> lis
 def check(llm: OllamaLanguageModel) -> list[Health]:
     async def go() -> list[Health]:
         try:
-            return await llm.check()
+            return await llm.health()
         finally:
             await llm.aclose()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -21,6 +22,7 @@ from websockets.asyncio.client import ClientConnection
 from assistant import config as config_module
 from assistant.app import Engines
 from assistant.audio.wav import read_wav
+from assistant.engines.llm_chain import build_llm
 from assistant.realtime.protocol import WIRE_RATE, pcm16
 from assistant.realtime.server import RealtimeServer
 from tests.ollama_server import OllamaTestServer
@@ -48,7 +50,6 @@ def make_config(models_dir: Path, tmp: Path, **server: Any) -> config_module.Con
 @pytest.fixture(scope="session")
 def rt_engines(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Engines:
     """STT, TTS and VAD loaded once for every realtime test (no wake word: the server needs none)."""
-    from assistant.engines.llm import OllamaLanguageModel
     from assistant.engines.stt import load_stt
     from assistant.engines.tts import load_tts
     from assistant.engines.vad import load_vad
@@ -58,7 +59,7 @@ def rt_engines(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> En
         wake=None,
         vad=load_vad(config.vad, config.models_path),
         stt=load_stt(config.stt, config.models_path),
-        llm=OllamaLanguageModel(host=config.llm.host, model=config.llm.model),
+        llm=build_llm(config.llm),  # replaced per test by one that asks the test's server
         tts=load_tts(config.tts, config.models_path),
     )
     engines.stt.warm()
@@ -80,8 +81,12 @@ def start_server(rt_engines: Engines, models_dir: Path, tmp_path: Path, ollama: 
     async def start(host: str = "127.0.0.1", **server: Any) -> AsyncIterator[RealtimeServer]:
         config = make_config(models_dir, tmp_path, host=host, **server)
         config = config.model_copy(update={"llm": config.llm.model_copy(update={"host": ollama.url})})
-        async with RealtimeServer(config, rt_engines).running(host, 0) as running:
-            yield running
+        engines = dataclasses.replace(rt_engines, llm=build_llm(config.llm))
+        try:
+            async with RealtimeServer(config, engines).running(host, 0) as running:
+                yield running
+        finally:
+            await engines.llm.aclose()
 
     return start
 

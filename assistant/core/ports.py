@@ -91,12 +91,33 @@ class SpeechToText(Protocol):
     def transcribe(self, audio: Audio, *, cancel: threading.Event | None = None) -> str: ...
 
 
+@dataclass(frozen=True)
+class LlmOptions:
+    """Per-request settings for the LLM; None keeps the configured value."""
+
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
 class LanguageModel(Protocol):
     """Streams a chat reply; raises `TurnError` subclasses on failure."""
 
-    def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]: ...
+    def stream(self, messages: Sequence[Message], options: LlmOptions | None = None) -> AsyncIterator[str]:
+        """Yield the reply piece by piece; closing the iterator stops the request."""
+        ...
 
-    async def warm(self, messages: Sequence[Message]) -> None: ...
+    async def warm(self, messages: Sequence[Message], options: LlmOptions | None = None) -> None:
+        """Load the model and cache the prompt prefix `messages`; never raises."""
+        ...
+
+    async def health(self) -> list[Health]:
+        """Rows for `assistant check`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and background tasks (a later call opens new ones)."""
+        ...
 
 
 class TextToSpeech(Protocol):

@@ -1,7 +1,8 @@
 """Status LEDs: one pattern per state, shown on whatever LED hardware is configured.
 
 `PATTERNS` is the pure table (state → steady/pulse/blink, level, colour); a driver only shows one
-pattern.  `Leds` follows the bus: the turn state, the mute switch, and an error held `ERROR_HOLD_S`.
+pattern.  `Leds` follows the bus: the turn state, the mute switch, an error held `ERROR_HOLD_S`, and
+"degraded" in place of idle while the primary LLM host is down (a fallback answers, or none does).
 With no GPIO (a laptop, a container, a board gpiozero does not know) they stay dark after one log line.
 """
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from assistant.config import LedsConfig
-from assistant.events import Error, Event, EventBus, Muted, StateChanged
+from assistant.events import Error, Event, EventBus, LlmHostDown, LlmHostUp, Muted, StateChanged
 
 if TYPE_CHECKING:
     from assistant.device.apa102 import SpiTransport
@@ -50,6 +51,7 @@ PATTERNS: dict[str, Pattern] = {
     "speaking": Pattern("pulse", 1.0, 2.0, color=(0.0, 1.0, 0.3)),
     "error": Pattern("blink", 1.0, 0.3, color=(1.0, 0.0, 0.0)),
     "muted": Pattern("steady", 0.4, color=(1.0, 0.1, 0.0)),
+    "degraded": Pattern("blink", 0.3, 2.0, color=(1.0, 0.5, 0.0)),  # idle, but the primary LLM host is down
 }
 STATES = tuple(PATTERNS)
 DARK = Pattern("off")
@@ -119,6 +121,8 @@ class PerStateDriver(LedDriver):
         self._pins, self._lit, self._animated = dict(pins), "", ""
 
     def show(self, state: str, pattern: Pattern, color: RGB) -> None:
+        if state == "degraded" and state not in self._leds:
+            state = "idle"  # no LED of its own: the idle LED blinks
         self._lit, self._animated = state, ""
         for name, led in self._leds.items():
             if name != state or pattern.mode == "off" or pattern.level <= 0:
@@ -226,6 +230,7 @@ class Leds:
     ) -> None:
         self.driver, self.colors = driver, dict(colors or {})
         self.state, self.muted, self.showing = "idle", False, ""
+        self.degraded = False
         self._error_hold_s, self._timer = error_hold_s, timer
         self._cancel_error: Callable[[], None] | None = None
         self._lock = threading.Lock()
@@ -238,6 +243,10 @@ class Leds:
             self.state = event.state
         elif isinstance(event, Muted):
             self.muted = event.muted
+        elif isinstance(event, (LlmHostDown, LlmHostUp)):
+            if not event.primary:
+                return
+            self.degraded = isinstance(event, LlmHostDown)
         elif isinstance(event, Error):
             if self._cancel_error is not None:
                 self._cancel_error()
@@ -251,8 +260,12 @@ class Leds:
         self._refresh()
 
     def current(self) -> str:
-        """The pattern to show: an error, else muted, else the turn state."""
-        return "error" if self._cancel_error is not None else "muted" if self.muted else self.state
+        """The pattern to show: an error, else muted, else the turn state (idle shown as degraded)."""
+        if self._cancel_error is not None:
+            return "error"
+        if self.muted:
+            return "muted"
+        return "degraded" if self.degraded and self.state == "idle" else self.state
 
     def _refresh(self) -> None:
         with self._lock:

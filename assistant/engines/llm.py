@@ -3,14 +3,15 @@
 `OllamaLanguageModel` meets `assistant.core.ports.LanguageModel`: `stream`
 yields the reply's text pieces as Ollama streams them, and `warm` sends the
 conversation so far ahead of time so that Ollama loads the model and caches
-the prompt prefix while the user is still speaking.  `check` backs
-``assistant check``.
+the prompt prefix while the user is still speaking.  `health` backs
+``assistant check``, and `ready` is the quick probe the fallback chain
+(`assistant.engines.llm_chain`) uses to notice that a host is back.
 
 Every failure leaves as one of the `TurnError` subclasses in
 `assistant.core.errors`, so the core can apologise with a stable code:
 
-* nothing listening at the host, or a name that does not resolve ->
-  `LlmUnreachable`;
+* nothing listening at the host, a name that does not resolve, or no
+  connection within ``connect_timeout_s`` -> `LlmUnreachable`;
 * HTTP 404 from Ollama (the model was never pulled) -> `LlmModelMissing`;
 * no first piece, or no next piece, within ``timeout_s`` -> `LlmTimeout`;
 * the connection dropping mid-answer, or the stream ending without Ollama's
@@ -45,7 +46,7 @@ from assistant.core.errors import (
     LlmUnreachable,
     TurnError,
 )
-from assistant.core.ports import Health, Message
+from assistant.core.ports import Health, LlmOptions, Message
 
 __all__ = ["DEFAULT_HOST", "OllamaLanguageModel", "normalise_host"]
 
@@ -86,7 +87,9 @@ class OllamaLanguageModel:
     loaded after a request (``"30m"``, seconds, ``-1`` for ever).
     `timeout_s` bounds each wait: for the first piece of a reply (which
     includes connecting and, on a cold server, loading the model), for each
-    next piece, and for each whole call of `check`.  `warm_timeout_s` bounds
+    next piece, and for each whole call of `health`; `connect_timeout_s`
+    bounds opening the TCP connection alone, so that a host that has gone
+    away is given up on quickly.  `warm_timeout_s` bounds
     `warm` as a whole (default: the larger of `timeout_s` and 120 s, since a
     cold load can be slow and nothing waits on it).
     """
@@ -99,15 +102,17 @@ class OllamaLanguageModel:
         options: Mapping[str, Any] | None = None,
         keep_alive: KeepAlive | None = "30m",
         timeout_s: float = 30.0,
+        connect_timeout_s: float | None = None,
         warm_timeout_s: float | None = None,
     ) -> None:
-        if timeout_s <= 0:
-            raise ValueError("timeout_s must be positive")
+        if timeout_s <= 0 or (connect_timeout_s is not None and connect_timeout_s <= 0):
+            raise ValueError("timeout_s and connect_timeout_s must be positive")
         self.host = normalise_host(host)
         self.model = model
         self.options: dict[str, Any] = dict(options or {})
         self.keep_alive = keep_alive
         self.timeout_s = timeout_s
+        self.connect_timeout_s = min(connect_timeout_s or timeout_s, timeout_s)
         self.warm_timeout_s = warm_timeout_s if warm_timeout_s is not None else max(timeout_s, 120.0)
         self._client: ollama.AsyncClient | None = None
 
@@ -119,8 +124,30 @@ class OllamaLanguageModel:
         # server is local, and an HTTP(S)_PROXY in the environment must not
         # reroute loopback traffic.
         if self._client is None:
-            self._client = ollama.AsyncClient(host=self.host, trust_env=False)
+            self._client = ollama.AsyncClient(
+                host=self.host, trust_env=False, timeout=self._http_timeout(), verify=self._verify()
+            )
         return self._client
+
+    def _verify(self) -> bool:
+        # Loading the CA bundle costs ~90 ms per client on a small board, paid by the
+        # first turn that falls back to a host; plain http never uses it.
+        return self.host.startswith("https://")
+
+    def _http_timeout(self) -> httpx.Timeout:
+        # Reads are bounded by `timeout_s` around each wait (asyncio.timeout), not by httpx.
+        return httpx.Timeout(None, connect=self.connect_timeout_s)
+
+    def _request(self, options: LlmOptions | None) -> tuple[str, dict[str, Any]]:
+        """The model and Ollama options for one request: the configured ones, with `options` over them."""
+        merged = dict(self.options)
+        if options is None:
+            return self.model, merged
+        if options.temperature is not None:
+            merged["temperature"] = options.temperature
+        if options.max_tokens is not None:
+            merged["num_predict"] = options.max_tokens
+        return options.model or self.model, merged
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool (a later call opens a new one)."""
@@ -131,20 +158,21 @@ class OllamaLanguageModel:
 
     # --- LanguageModel ------------------------------------------------------------
 
-    async def stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
+    async def stream(self, messages: Sequence[Message], options: LlmOptions | None = None) -> AsyncGenerator[str, None]:
         """Yield the reply to `messages` piece by piece; raise `TurnError` subclasses."""
         wire = _to_wire(messages)
+        model, ollama_options = self._request(options)
         client = self._get_client()
         started = time.monotonic()
         pieces = 0
-        log.debug("llm request: model=%s messages=%d", self.model, len(wire))
+        log.debug("llm request: host=%s model=%s messages=%d", self.host, model, len(wire))
         try:
             async with asyncio.timeout(self.timeout_s):
                 parts = await client.chat(
-                    model=self.model,
+                    model=model,
                     messages=wire,
                     stream=True,
-                    options=self.options or None,
+                    options=ollama_options or None,
                     keep_alive=self.keep_alive,
                 )
             generator = cast(AsyncGenerator[ollama.ChatResponse, None], parts)
@@ -175,9 +203,9 @@ class OllamaLanguageModel:
         except TurnError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, pieces=pieces) from exc
+            raise self._map_error(exc, pieces=pieces, model=model) from exc
 
-    async def warm(self, messages: Sequence[Message]) -> None:
+    async def warm(self, messages: Sequence[Message], options: LlmOptions | None = None) -> None:
         """Load the model and cache the prompt prefix `messages`; never raises.
 
         Sends the messages with ``num_predict: 1`` and the same options as
@@ -185,28 +213,45 @@ class OllamaLanguageModel:
         evaluates the whole prefix and generates a single token.  No messages
         at all is Ollama's plain load-the-model request.
         """
-        options = dict(self.options)
-        options["num_predict"] = 1
+        try:
+            await self.try_warm(messages, options)
+        except TurnError as error:  # a warm-up must never raise; it is only logged
+            level = logging.DEBUG if isinstance(error, LlmTimeout) else logging.WARNING
+            log.log(level, "llm warm-up failed (%s): %s", error.code, error)
+
+    async def try_warm(self, messages: Sequence[Message], options: LlmOptions | None = None) -> None:
+        """`warm`, raising its failure as a `TurnError` (the fallback chain wants to know)."""
+        model, ollama_options = self._request(options)
+        ollama_options["num_predict"] = 1
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.warm_timeout_s):
                 await self._get_client().chat(
-                    model=self.model,
+                    model=model,
                     messages=_to_wire(messages),
                     stream=False,
-                    options=options,
+                    options=ollama_options,
                     keep_alive=self.keep_alive,
                 )
-        except Exception as exc:  # a warm-up must never raise; it is only logged
-            error = self._map_error(exc, pieces=0)
-            level = logging.DEBUG if isinstance(error, LlmTimeout) else logging.WARNING
-            log.log(level, "llm warm-up failed (%s): %s", error.code, error)
-            return
+        except Exception as exc:
+            raise self._map_error(exc, pieces=0, model=model) from exc
         log.debug("llm warm-up took %.0f ms", (time.monotonic() - started) * 1000)
 
     # --- assistant check ------------------------------------------------------------
 
-    async def check(self) -> list[Health]:
+    async def ready(self, model: str | None = None) -> None:
+        """Quick probe: the server lists `model` (default: the configured one); raises `TurnError`."""
+        model = model or self.model
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                listing = await self._get_client().list()
+        except Exception as exc:
+            raise self._map_error(exc, pieces=0, model=model) from exc
+        have = {_model_key(m.model) for m in listing.models if m.model}
+        if _model_key(model) not in have:
+            raise LlmModelMissing(f"Ollama at {self.host} has no model {model!r}; run `ollama pull {model}`")
+
+    async def health(self) -> list[Health]:
         """Rows for ``assistant check``: the server answers, and has the model."""
         server_fix = f"start Ollama (`systemctl start ollama` or `ollama serve`), or set llm.host (now {self.host})"
         model_fix = f"ollama pull {self.model}"
@@ -237,7 +282,9 @@ class OllamaLanguageModel:
     async def _version(self) -> str:
         async with (
             asyncio.timeout(self.timeout_s),
-            httpx.AsyncClient(base_url=self.host, trust_env=False) as http,
+            httpx.AsyncClient(
+                base_url=self.host, trust_env=False, timeout=self._http_timeout(), verify=self._verify()
+            ) as http,
         ):
             response = await http.get("/api/version")
         if response.status_code != 200:
@@ -249,7 +296,8 @@ class OllamaLanguageModel:
 
     # --- errors ---------------------------------------------------------------------
 
-    def _map_error(self, exc: BaseException, *, pieces: int) -> TurnError:
+    def _map_error(self, exc: BaseException, *, pieces: int, model: str | None = None) -> TurnError:
+        model = model or self.model
         if isinstance(exc, TurnError):
             return exc
         if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
@@ -260,11 +308,11 @@ class OllamaLanguageModel:
         if isinstance(exc, ollama.ResponseError):
             if exc.status_code == 404:
                 return LlmModelMissing(
-                    f"Ollama has no model {self.model!r} ({exc.error}); run `ollama pull {self.model}`"
+                    f"Ollama at {self.host} has no model {model!r} ({exc.error}); run `ollama pull {model}`"
                 )
             if exc.status_code == -1:
                 return LlmFailed(f"Ollama failed mid-reply: {exc.error}")
-            return LlmFailed(f"Ollama answered HTTP {exc.status_code}: {exc.error}")
+            return LlmFailed(f"Ollama at {self.host} answered HTTP {exc.status_code}: {exc.error}")
         if isinstance(exc, (httpx.ConnectError, ConnectionError)):
             return LlmUnreachable(f"cannot reach Ollama at {self.host}: {exc}")
         if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from assistant.core.errors import TurnError
-from assistant.core.ports import Audio, Message
+from assistant.core.ports import Audio, LlmOptions, Message
 from assistant.core.sentences import SentenceSplitter
 from assistant.realtime import protocol as p
 from assistant.realtime.items import Item
@@ -107,7 +107,6 @@ class ResponseRun:
         try:
             system = self.options.instructions
             messages = await session.conversation.messages(session.settings.instructions if system is None else system)
-            self._configure_llm()
             self._start()
             if self.kind == "audio":
                 await self._speak(messages)
@@ -125,18 +124,12 @@ class ResponseRun:
             return
         self._finish("completed", None)
 
-    def _configure_llm(self) -> None:
-        llm, settings = self.session.llm, self.session.settings
-        if llm is self.session.shared.engines.llm or not hasattr(llm, "options"):
-            return  # a shared or non-Ollama model: its options are not ours to change
-        options = dict(self.session.shared.config.llm.options)
+    def _llm_options(self) -> LlmOptions:
+        """The session's model and this response's temperature and token limit, sent with the request."""
+        settings = self.session.settings
         temperature = self.options.temperature if self.options.temperature is not None else settings.temperature
-        if temperature is not None:
-            options["temperature"] = temperature
         limit = self.options.max_output_tokens if self.options.has_max_tokens else settings.max_output_tokens
-        if limit is not None:
-            options["num_predict"] = limit
-        llm.options = options
+        return LlmOptions(model=self.session.llm_model, temperature=temperature, max_tokens=limit)
 
     def _start(self) -> None:
         session = self.session
@@ -152,7 +145,7 @@ class ResponseRun:
         return content
 
     def _stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
-        stream: AsyncIterator[str] = self.session.llm.stream(messages)
+        stream: AsyncIterator[str] = self.session.shared.engines.llm.stream(messages, self._llm_options())
         return stream
 
     async def _speak(self, messages: Sequence[Message]) -> None:

@@ -47,7 +47,7 @@ class RealtimeSession:
         self._send = send
         self.settings = p.SessionSettings(instructions=shared.config.llm.system_prompt)
         self.conversation = Conversation()
-        self.llm: Any = shared.make_llm(shared.llm_model(model))
+        self.llm_model = shared.llm_model(model)
         self.response: ResponseRun | None = None
         self._response_task: asyncio.Task[None] | None = None
         self._buffer: list[Audio] = []
@@ -81,11 +81,9 @@ class RealtimeSession:
         self.emit("session.created", session=self._session_wire())
 
     async def close(self) -> None:
-        """Cancel the reply and transcriptions in flight; close the LLM client."""
+        """Cancel the reply and transcriptions in flight."""
         await self.cancel_response("client_gone")
         self.conversation.cancel_pending()
-        if self.llm is not self.shared.engines.llm and hasattr(self.llm, "aclose"):
-            await self.llm.aclose()
 
     def emit(self, ga_type: str, **fields: Any) -> None:
         """Send a server event by its GA name (renamed or dropped for beta clients)."""

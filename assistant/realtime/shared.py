@@ -3,8 +3,8 @@
 Whisper and Piper instances are not re-entrant, so each runs on one worker
 thread (a single-thread executor each, or one executor given by the caller
 when the microphone loop shares the same engines).  Each session gets its own
-VAD (Silero is stateful) and its own LLM client (its options change per
-response).
+VAD (Silero is stateful); the language model is the shared one, and each
+response passes its own model, temperature and token limit with the request.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 import soxr
@@ -96,19 +95,3 @@ class Shared:
         if requested in DEFAULT_MODELS or requested.startswith("gpt-"):
             return self.config.llm.model
         return requested
-
-    def make_llm(self, model: str) -> Any:
-        """A language model client of the session's own (the shared one when it is not Ollama)."""
-        from assistant.engines.llm import OllamaLanguageModel
-
-        shared = self.engines.llm
-        if not isinstance(shared, OllamaLanguageModel):
-            return shared
-        llm = self.config.llm
-        return OllamaLanguageModel(
-            host=llm.host,
-            model=model,
-            options=dict(llm.options),
-            keep_alive=llm.keep_alive,
-            timeout_s=llm.timeout_s,
-        )
