@@ -18,7 +18,7 @@ from assistant.core.conversation import Turn, TurnSettings
 from assistant.core.endpointing import EndpointSettings
 from assistant.core.history import History
 from assistant.core.ports import Audio, Microphone, Speaker
-from assistant.core.wakephrase import phrase_words
+from assistant.core.transcript import phrase_words
 from assistant.events import EventBus, JsonLinesWriter
 
 if TYPE_CHECKING:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from assistant.audio.wav import read_wav
+from assistant.bench.wer import normalise
 from tests.conftest import ROOT, concat, sounds_like, speak
 from tests.ollama_server import Behaviour, OllamaTestServer
 
@@ -298,37 +299,17 @@ def test_the_speaker_says_the_answer(
     reply = run.output[int(started * 16000) : int(stopped * 16000) + 1600]
     whisper = load_stt(SttConfig(model="whisper/ggml-tiny.en-real.bin"), models_dir)
     said = whisper.transcribe(reply)
-    assert sounds_like(said, "The capital of France is Paris. It lies on the river Seine.", errors=2), said
+    # Whisper's own errors on the voice ("Francis Paris", "river scene") are allowed; the answer's words are not.
+    assert {"capital", "paris", "lies", "river"} <= set(normalise(said)), said
+    assert sounds_like(said, "The capital of France is Paris. It lies on the river Seine.", errors=3), said
 
 
 def test_nothing_heard_is_said_out_loud(
     test_config: Path, speech: dict[str, Path], ollama: Any, tmp_path: Path
 ) -> None:
-    cough = tmp_path / "cough.wav"
-    subprocess.run(
-        [
-            "sox",
-            "-n",
-            "-r",
-            "16000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            str(cough),
-            "synth",
-            "0.35",
-            "brownnoise",
-            "fade",
-            "0.01",
-            "0.35",
-            "0.25",
-            "gain",
-            "-3",
-        ],
-        check=True,
-    )
-    wav = concat(tmp_path / "in.wav", speech["hey_jarvis"], speech["silence_0.5"], cough, speech["silence_4"])
+    # Voiced, so the VAD hears speech; Whisper writes "uh" for it, which holds no request.
+    sound = speak("ahhhh", tmp_path / "ah.wav")
+    wav = concat(tmp_path / "in.wav", speech["hey_jarvis"], speech["silence_0.5"], sound, speech["silence_4"])
     run = run_assistant(test_config, wav, tmp_path, f"llm.host={ollama.url}", "conversation.not_heard=Say that again?")
     assert run.returncode == 0, run.stderr
     assert run.of("speech_started") and run.of("transcript") == []
@@ -345,8 +326,10 @@ def test_a_wake_word_while_thinking_answers_the_new_request(
 ) -> None:
     second = speak("hey jarvis what time is it", tmp_path / "second.wav")
     wav = concat(tmp_path / "in.wav", speech["wake_and_question"], speech["silence_1"], second, speech["silence_8"])
-    # The first answer is slow, so the second wake word lands while the first turn is thinking.
-    ollama.script(Behaviour(), Behaviour(ttft_ms=6000), Behaviour(), Behaviour(reply="It is noon."))
+    # The first answer is slow, so the second wake word lands while the first turn is thinking: in its
+    # transcription (abandoned, so the first request never reaches the LLM) or waiting for the LLM.
+    ollama.reply = "It is noon."
+    ollama.script(Behaviour(), Behaviour(ttft_ms=6000, reply=REPLY))
     run = run_assistant(test_config, wav, tmp_path, f"llm.host={ollama.url}")
     assert run.returncode == 0, run.stderr
     wakes = run.of("wake")

@@ -27,7 +27,7 @@ from assistant.core.ports import (
     TextToSpeech,
 )
 from assistant.core.sentences import SentenceSplitter
-from assistant.core.wakephrase import strip_wake_phrase
+from assistant.core.transcript import only_fillers, strip_wake_phrase
 from assistant.core.work import run_abortable
 from assistant.events import (
     AudioStarted,
@@ -143,7 +143,7 @@ class Turn:
         finally:
             record.stt_ms = (self.perf() - started) * 1000
         record.transcript = strip_wake_phrase(text.strip(), self.settings.wake_phrases)
-        if not record.transcript:
+        if not record.transcript or only_fillers(record.transcript):
             raise NothingHeard(f"no words in the request (Whisper wrote {text.strip()!r})")
         self.bus.publish(Transcript(self.clock.now(), record.transcript))
         return record.transcript

@@ -1,4 +1,4 @@
-"""Take the wake word off the front of a transcript.
+"""What of a transcript is the request: the wake word off its front, fillers alone are nothing.
 
 The audio before the detection is kept (so a request said in one breath is
 not clipped), and that audio holds the whole wake phrase on purpose: Whisper
@@ -50,3 +50,12 @@ def strip_wake_phrase(text: str, phrases: list[list[str]]) -> str:
         return text
     rest = text[end:].lstrip(" ,.!?;:-")
     return rest[:1].upper() + rest[1:] if rest else ""
+
+
+FILLERS = frozenset({"uh", "um", "umm", "uhm", "er", "erm", "ah", "oh", "hm", "hmm", "mm", "mmm", "huh"})
+
+
+def only_fillers(text: str) -> bool:
+    """Whether `text` holds no words but fillers ("Uh.", "MMMM", "hmm hmm"): no request in it."""
+    words = [re.sub(r"(.)\1{2,}", r"\1\1", w) for w in _WORD.findall(text.lower())]  # "mmmm" -> "mm"
+    return bool(words) and all(w in FILLERS for w in words)
