@@ -30,6 +30,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -47,7 +48,7 @@ from assistant.core.errors import (
 )
 from assistant.core.ports import Health, Message
 
-__all__ = ["DEFAULT_HOST", "OllamaLanguageModel", "normalise_host"]
+__all__ = ["DEFAULT_HOST", "OllamaLanguageModel", "TokenUsage", "normalise_host"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,14 @@ def normalise_host(host: str) -> str:
         default = {"http": _DEFAULT_PORT, "https": 443}.get(parts.scheme, _DEFAULT_PORT)
         netloc = f"{netloc}:{default}"
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Token counts of one reply, from Ollama's final chunk (``prompt_eval_count``, ``eval_count``)."""
+
+    input_tokens: int
+    output_tokens: int
 
 
 def _model_key(name: str) -> str:
@@ -110,6 +119,8 @@ class OllamaLanguageModel:
         self.timeout_s = timeout_s
         self.warm_timeout_s = warm_timeout_s if warm_timeout_s is not None else max(timeout_s, 120.0)
         self._client: ollama.AsyncClient | None = None
+        self.last_usage: TokenUsage | None = None
+        """The token counts of the last reply `stream` finished (None until one has)."""
 
     def __repr__(self) -> str:
         return f"OllamaLanguageModel(host={self.host!r}, model={self.model!r})"
@@ -137,6 +148,7 @@ class OllamaLanguageModel:
         client = self._get_client()
         started = time.monotonic()
         pieces = 0
+        self.last_usage = None
         log.debug("llm request: model=%s messages=%d", self.model, len(wire))
         try:
             async with asyncio.timeout(self.timeout_s):
@@ -164,6 +176,7 @@ class OllamaLanguageModel:
                         pieces += 1
                         yield text
                     if part.done:
+                        self.last_usage = TokenUsage(part.prompt_eval_count or 0, part.eval_count or 0)
                         log.debug(
                             "llm done: reason=%s pieces=%d eval_count=%s in %.0f ms",
                             part.done_reason,

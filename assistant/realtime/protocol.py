@@ -44,21 +44,20 @@ _BETA_NAMES: dict[str, str | None] = {
     "response.output_text.done": "response.text.done",
 }
 
-CLIENT_EVENTS = frozenset(
-    {
-        "session.update",
-        "input_audio_buffer.append",
-        "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
-        "conversation.item.create",
-        "conversation.item.truncate",
-        "conversation.item.delete",
-        "conversation.item.retrieve",
-        "response.create",
-        "response.cancel",
-    }
-)
-"""Every client event the server understands (the same names in both dialects)."""
+_BASE = ("type", "event_id")
+CLIENT_EVENTS: dict[str, tuple[str, ...]] = {
+    "session.update": (*_BASE, "session"),
+    "input_audio_buffer.append": (*_BASE, "audio"),
+    "input_audio_buffer.commit": _BASE,
+    "input_audio_buffer.clear": _BASE,
+    "conversation.item.create": (*_BASE, "previous_item_id", "item"),
+    "conversation.item.truncate": (*_BASE, "item_id", "content_index", "audio_end_ms"),
+    "conversation.item.delete": (*_BASE, "item_id"),
+    "conversation.item.retrieve": (*_BASE, "item_id"),
+    "response.create": (*_BASE, "response"),
+    "response.cancel": (*_BASE, "response_id"),
+}
+"""Every client event the server understands (the same names in both dialects) and its fields."""
 
 
 def event_name(ga_name: str, dialect: Dialect) -> str | None:
@@ -81,6 +80,59 @@ class ProtocolError(Exception):
         self.code = code
         self.param = param
         self.kind = kind
+
+
+# --- fields the server knows, and those it refuses ---------------------------------
+
+
+def check_known(data: dict[str, Any], known: tuple[str, ...] | frozenset[str], where: str = "") -> None:
+    """ProtocolError ``unknown_parameter`` for a key of `data` the protocol does not have."""
+    for key in data:
+        if key not in known:
+            raise ProtocolError("unknown_parameter", f"unknown parameter '{where}{key}'", param=f"{where}{key}")
+
+
+def refuse_unless(data: dict[str, Any], key: str, accepted: tuple[Any, ...], why: str, where: str = "") -> None:
+    """ProtocolError ``unsupported_parameter`` when `key` is set to anything but one of `accepted`."""
+    if key in data and data[key] not in accepted:
+        param = f"{where}{key}"
+        raise ProtocolError("unsupported_parameter", f"'{param}' = {data[key]!r} is not supported: {why}",
+                            param=param)
+
+
+NO_TOOLS = "function calling is not implemented yet (tools must be empty)"
+TOOL_CHOICES = ("auto", "none")
+
+
+def refuse_tools(data: dict[str, Any], where: str) -> None:
+    """Tools are refused until function calling exists; ``tool_choice`` may only be auto or none."""
+    refuse_unless(data, "tools", ([], None), NO_TOOLS, where)
+    refuse_unless(data, "tool_choice", (*TOOL_CHOICES, None), "without tools it can only be 'auto' or 'none'", where)
+
+
+def check_voice(value: Any, voices: tuple[str, ...], param: str) -> str:
+    """A voice name the server has (``default`` means the first); ProtocolError listing them otherwise."""
+    if not isinstance(value, str):
+        raise ProtocolError("invalid_type", f"'{param}' must be a string", param=param)
+    if value == "default":
+        return voices[0]
+    if value not in voices:
+        listed = ", ".join(voices)
+        raise ProtocolError("unsupported_voice", f"'{param}' {value!r} is not available; voices: {listed} "
+                            "(or 'default')", param=param)
+    return value
+
+
+def parse_metadata(value: Any, param: str) -> dict[str, str] | None:
+    """OpenAI's ``metadata``: up to 16 string pairs, keys up to 64 characters, values up to 512."""
+    if value is None:
+        return None
+    ok = isinstance(value, dict) and len(value) <= 16 and all(
+        isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in value.items())
+    if not ok:
+        message = f"'{param}' must be an object of at most 16 string values (keys <= 64, values <= 512 characters)"
+        raise ProtocolError("invalid_value", message, param=param)
+    return dict(value)
 
 
 # --- field access ------------------------------------------------------------------
@@ -209,6 +261,8 @@ def parse_turn_detection(value: Any, current: TurnDetection | None, param: str) 
                             param=f"{param}.type")
     base = current or TurnDetection()
     where = f"{param}."
+    check_known(value, _TURN_KEYS, where)
+    refuse_unless(value, "idle_timeout_ms", (None,), "idle timeouts are not implemented", where)
     threshold = get_number(value, "threshold", 0.0, 1.0, where=where)
     padding = get_number(value, "prefix_padding_ms", 0, 5000, where=where)
     silence = get_number(value, "silence_duration_ms", 100, 10000, where=where)
@@ -234,8 +288,56 @@ def parse_modalities(value: Any, param: str) -> tuple[str, ...]:
     return ("audio",) if "audio" in value else ("text",)
 
 
-def apply_session_update(settings: SessionSettings, session: dict[str, Any]) -> SessionSettings:
+_SESSION_KEYS = ("type", "model", "instructions", "temperature", "max_output_tokens", "max_response_output_tokens",
+                 "output_modalities", "modalities", "voice", "turn_detection", "input_audio_transcription",
+                 "input_audio_format", "output_audio_format", "audio", "tools", "tool_choice", "tracing",
+                 "truncation", "prompt", "include", "speed", "input_audio_noise_reduction")
+_TURN_KEYS = ("type", "threshold", "prefix_padding_ms", "silence_duration_ms", "create_response",
+              "interrupt_response", "idle_timeout_ms")
+_TRANSCRIPTION_KEYS = ("model", "language", "prompt")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What this server can do for a session: its voices, the transcription language, the model names."""
+
+    voices: tuple[str, ...]
+    language: str
+    models: frozenset[str]
+    """Names a ``session.update`` may give as ``model`` (those meaning the connection's own model)."""
+
+
+def _refuse_unimplemented(session: dict[str, Any]) -> None:
+    where = "session."
+    refuse_unless(session, "type", ("realtime",), "this server runs realtime sessions only", where)
+    refuse_tools(session, where)
+    refuse_unless(session, "tracing", (None,), "traces are not recorded", where)
+    refuse_unless(session, "truncation", ("auto", None), "only 'auto' truncation is implemented", where)
+    refuse_unless(session, "prompt", (None,), "stored prompts are an OpenAI platform feature", where)
+    refuse_unless(session, "include", (None, []), "no extra output fields are available", where)
+    refuse_unless(session, "speed", (1.0, None), "the voice speaks at its own rate (1.0)", where)
+    refuse_unless(session, "input_audio_noise_reduction", (None,), "there is no noise reduction", where)
+
+
+def _transcription(value: Any, language: str, param: str) -> bool:
+    """``input_audio_transcription`` / ``audio.input.transcription``: on (an object) or off (null)."""
+    if value is None:
+        return False
+    if not isinstance(value, dict):
+        raise ProtocolError("invalid_type", f"'{param}' must be an object or null", param=param)
+    check_known(value, _TRANSCRIPTION_KEYS, f"{param}.")
+    refuse_unless(value, "language", (language, None, ""), f"whisper.cpp transcribes {language!r}", f"{param}.")
+    refuse_unless(value, "prompt", (None, ""), "transcription prompts are not implemented", f"{param}.")
+    return True
+
+
+def apply_session_update(settings: SessionSettings, session: dict[str, Any], caps: Capabilities) -> SessionSettings:
     """Apply a ``session.update`` payload in either shape (GA nested ``audio`` or beta flat)."""
+    check_known(session, _SESSION_KEYS, "session.")
+    _refuse_unimplemented(session)
+    if "model" in session and session["model"] not in caps.models:
+        raise ProtocolError("unsupported_parameter", f"'session.model' {session['model']!r}: a session keeps the "
+                            "model it connected with (choose it with ?model= when connecting)", param="session.model")
     changes: dict[str, Any] = {}
     if "instructions" in session:
         changes["instructions"] = get_str(session, "instructions", where="session.") or ""
@@ -249,12 +351,13 @@ def apply_session_update(settings: SessionSettings, session: dict[str, Any]) -> 
             changes["modalities"] = parse_modalities(session[key], f"session.{key}")
     # Beta: flat keys.
     if "voice" in session:
-        changes["voice"] = get_str(session, "voice", where="session.")
+        changes["voice"] = check_voice(session["voice"], caps.voices, "session.voice")
     if "turn_detection" in session:
         changes["turn_detection"] = parse_turn_detection(
             session["turn_detection"], settings.turn_detection, "session.turn_detection")
     if "input_audio_transcription" in session:
-        changes["transcription"] = session["input_audio_transcription"] is not None
+        changes["transcription"] = _transcription(session["input_audio_transcription"], caps.language,
+                                                  "session.input_audio_transcription")
     for key in ("input_audio_format", "output_audio_format"):
         if key in session and session[key] != "pcm16":
             raise ProtocolError("unsupported_audio_format", f"'session.{key}' must be 'pcm16'", param=f"session.{key}")
@@ -262,13 +365,19 @@ def apply_session_update(settings: SessionSettings, session: dict[str, Any]) -> 
     audio = get_dict(session, "audio", where="session.") or {}
     audio_in = get_dict(audio, "input", where="session.audio.") or {}
     audio_out = get_dict(audio, "output", where="session.audio.") or {}
+    check_known(audio, ("input", "output"), "session.audio.")
+    check_known(audio_in, ("format", "transcription", "turn_detection", "noise_reduction"), "session.audio.input.")
+    check_known(audio_out, ("format", "voice", "speed"), "session.audio.output.")
+    refuse_unless(audio_in, "noise_reduction", (None,), "there is no noise reduction", "session.audio.input.")
+    refuse_unless(audio_out, "speed", (1.0, None), "the voice speaks at its own rate (1.0)", "session.audio.output.")
     if "turn_detection" in audio_in:
         changes["turn_detection"] = parse_turn_detection(
             audio_in["turn_detection"], settings.turn_detection, "session.audio.input.turn_detection")
     if "transcription" in audio_in:
-        changes["transcription"] = audio_in["transcription"] is not None
+        changes["transcription"] = _transcription(audio_in["transcription"], caps.language,
+                                                  "session.audio.input.transcription")
     if "voice" in audio_out:
-        changes["voice"] = get_str(audio_out, "voice", where="session.audio.output.")
+        changes["voice"] = check_voice(audio_out["voice"], caps.voices, "session.audio.output.voice")
     for where, part in (("session.audio.input.", audio_in), ("session.audio.output.", audio_out)):
         check_format(part.get("format"), f"{where}format")
     return replace(settings, **changes)
@@ -279,6 +388,7 @@ def check_format(value: Any, param: str) -> None:
     if value is None or value == "pcm16":
         return
     if isinstance(value, dict) and value.get("type") == "audio/pcm" and value.get("rate", WIRE_RATE) == WIRE_RATE:
+        check_known(value, ("type", "rate"), f"{param}.")
         return
     raise ProtocolError("unsupported_audio_format", f"'{param}': only PCM16 mono at 24000 Hz is supported", param=param)
 
@@ -291,7 +401,6 @@ def session_object(settings: SessionSettings, dialect: Dialect, session_id: str,
     if dialect is Dialect.BETA:
         return {
             "id": session_id,
-            "object": "realtime.session",
             "model": model,
             "modalities": ["text", "audio"] if "audio" in settings.modalities else ["text"],
             "instructions": settings.instructions,
@@ -306,10 +415,9 @@ def session_object(settings: SessionSettings, dialect: Dialect, session_id: str,
             "max_response_output_tokens": limit,
         }
     pcm = {"type": "audio/pcm", "rate": WIRE_RATE}
+    # GA's session object has no id or object field (the SDK's RealtimeSessionCreateRequest).
     return {
         "type": "realtime",
-        "object": "realtime.session",
-        "id": session_id,
         "model": model,
         "output_modalities": list(settings.modalities),
         "instructions": settings.instructions,
@@ -324,5 +432,8 @@ def session_object(settings: SessionSettings, dialect: Dialect, session_id: str,
 
 
 def content_type(kind: str, dialect: Dialect) -> str:
-    """Assistant content part type: ``output_audio``/``output_text`` (GA) or ``audio``/``text`` (beta)."""
+    """Assistant item content type: ``output_audio``/``output_text`` (GA) or ``audio``/``text`` (beta).
+
+    The parts of ``response.content_part.added``/``.done`` are ``audio``/``text`` in both dialects.
+    """
     return kind if dialect is Dialect.BETA else f"output_{kind}"
