@@ -110,10 +110,10 @@ class DevTools:
 
 
 @contextlib.asynccontextmanager
-async def browser(url: str, wav: Path, profile: Path) -> AsyncIterator[DevTools]:
+async def browser(url: str, wav: Path, profile: Path, *extra_flags: str) -> AsyncIterator[DevTools]:
     process = await asyncio.create_subprocess_exec(
-        chromium(), *FLAGS, f"--user-data-dir={profile}", f"--use-file-for-fake-audio-capture={wav}%noloop",
-        "about:blank",
+        chromium(), *FLAGS, *extra_flags, f"--user-data-dir={profile}",
+        f"--use-file-for-fake-audio-capture={wav}%noloop", "about:blank",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
         assert process.stderr is not None

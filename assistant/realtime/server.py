@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import http
 import json
 import logging
-import re
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor
 from importlib import resources
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 ENDPOINTS = ("/v1/realtime", "/api/realtime")
 MAX_PATH_CHARS = 2048
 """Longer request targets get HTTP 414."""
-PAGE_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 SEND_QUEUE_BYTES = 8 * 1024 * 1024
 """Bytes of events waiting for a slow client before its session is dropped (about 60 s of audio)."""
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -270,15 +269,18 @@ def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Respon
 
 
 def _static(path: str) -> Response:
-    """A file of the browser page (``/`` is ``index.html``)."""
+    """A file of the browser page (``/`` is ``index.html``); any other name is 404 without touching the disk."""
     name = "index.html" if path in ("/", "") else path[1:]
-    suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
-    if not PAGE_NAME.fullmatch(name) or suffix not in CONTENT_TYPES:
+    web = resources.files("assistant.realtime").joinpath("web")
+    if name not in _page_files():
         return _text(http.HTTPStatus.NOT_FOUND, "not found\n")
-    resource = resources.files("assistant.realtime").joinpath("web", name)
-    if not resource.is_file():
-        return _text(http.HTTPStatus.NOT_FOUND, "not found\n")
-    return _response(http.HTTPStatus.OK, resource.read_bytes(), CONTENT_TYPES[suffix])
+    return _response(http.HTTPStatus.OK, web.joinpath(name).read_bytes(), CONTENT_TYPES["." + name.rsplit(".", 1)[-1]])
+
+
+@functools.cache
+def _page_files() -> frozenset[str]:
+    web = resources.files("assistant.realtime").joinpath("web")
+    return frozenset(f.name for f in web.iterdir() if f.is_file() and "." + f.name.rsplit(".", 1)[-1] in CONTENT_TYPES)
 
 
 async def serve(config: Config, engines: Engines, *, host: str | None = None, port: int | None = None,
