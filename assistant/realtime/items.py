@@ -194,7 +194,11 @@ def response_input(value: Any, conversation: Conversation) -> tuple[Message, ...
         where = f"response.input[{index}]."
         if data.get("type") == "item_reference":
             check_known(data, ("type", "id"), where)
-            found = conversation.get(get_str(data, "id", where=where) or "")
+            wanted = get_str(data, "id", where=where) or ""
+            try:
+                found = conversation.get(wanted)
+            except ProtocolError as exc:
+                raise ProtocolError(exc.code, str(exc), param=f"{where}id") from None
             if found.transcription is not None and not found.transcription.done():
                 raise ProtocolError("invalid_value", f"'{where}id' {found.id!r} is still being transcribed",
                                     param=f"{where}id")

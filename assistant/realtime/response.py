@@ -191,7 +191,8 @@ class ResponseRun:
         self._started = True
         item = self.item.wire(session.dialect)
         session.emit("response.output_item.added", response_id=self.id, output_index=0, item=item)
-        session.emit("conversation.item.added", previous_item_id=previous, item=item)
+        if self.options.in_conversation:
+            session.emit("conversation.item.added", previous_item_id=previous, item=item)
         self.emit("response.content_part.added", part=self._part())
 
     def _part(self) -> dict[str, Any]:
@@ -263,5 +264,6 @@ class ResponseRun:
             self.emit("response.content_part.done", part=self._part())
             item = self.item.wire(session.dialect)
             session.emit("response.output_item.done", response_id=self.id, output_index=0, item=item)
-            session.emit("conversation.item.done", item=item)
+            if self.options.in_conversation:
+                session.emit("conversation.item.done", item=item)
         session.emit("response.done", response=self.wire(status, details))
