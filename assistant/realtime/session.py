@@ -27,6 +27,13 @@ from assistant.realtime import protocol as p
 from assistant.realtime.access import DEFAULT_MODELS
 from assistant.realtime.items import Conversation, Item, parse_item, response_input
 from assistant.realtime.response import ResponseOptions, ResponseRun
+from assistant.realtime.settings import (
+    Capabilities,
+    SessionSettings,
+    TurnDetection,
+    apply_session_update,
+    session_object,
+)
 from assistant.realtime.shared import Shared
 
 log = logging.getLogger(__name__)
@@ -54,9 +61,9 @@ class RealtimeSession:
         same_model = {self.model, llm_model}
         if llm_model == config.llm.model:
             same_model.update(DEFAULT_MODELS)
-        self.capabilities = p.Capabilities(voices=(voice_name(config.tts.voice),), language=config.stt.language,
+        self.capabilities = Capabilities(voices=(voice_name(config.tts.voice),), language=config.stt.language,
                                            models=frozenset(same_model))
-        self.settings = p.SessionSettings(instructions=config.llm.system_prompt, voice=self.capabilities.voices[0])
+        self.settings = SessionSettings(instructions=config.llm.system_prompt, voice=self.capabilities.voices[0])
         self.conversation = Conversation()
         self.llm: Any = shared.make_llm(llm_model)
         self.response: ResponseRun | None = None
@@ -139,14 +146,14 @@ class RealtimeSession:
     # --- session ----------------------------------------------------------------------
 
     def _session_wire(self) -> dict[str, Any]:
-        return p.session_object(self.settings, self.dialect, self.id, self.model)
+        return session_object(self.settings, self.dialect, self.id, self.model)
 
     async def _session_update(self, event: dict[str, Any]) -> None:
         session = p.get_dict(event, "session")
         if session is None:
             raise p.ProtocolError("missing_required_parameter", "missing required parameter 'session'", param="session")
         old_turn = self.settings.turn_detection
-        self.settings = p.apply_session_update(self.settings, session, self.capabilities)
+        self.settings = apply_session_update(self.settings, session, self.capabilities)
         if self.settings.turn_detection != old_turn:
             await self._ensure_vad()
             self._reset_vad()
@@ -245,7 +252,7 @@ class RealtimeSession:
         self._speech_item_id = None
 
     def _new_endpointer(self) -> Endpointer:
-        turn = self.settings.turn_detection or p.TurnDetection()
+        turn = self.settings.turn_detection or TurnDetection()
         vad = self.shared.config.vad
         settings = EndpointSettings(
             threshold=turn.threshold,
@@ -279,7 +286,7 @@ class RealtimeSession:
         if self._endpointer is None or not self._endpointer.in_speech:
             self._drop_buffer(keep_ms=turn.prefix_padding_ms + PRE_SPEECH_KEEP_MS)
 
-    async def _speech_started(self, turn: p.TurnDetection) -> None:
+    async def _speech_started(self, turn: TurnDetection) -> None:
         assert self._endpointer is not None and self._endpointer.speech_started_at is not None
         start_ms = self._endpointer_origin_ms + self._endpointer.speech_started_at * 1000
         self._speech_item_id = p.new_id("item")
@@ -293,7 +300,7 @@ class RealtimeSession:
             log.info("session %s: barge-in cancels %s", self.id, self.response.id)
             await self.cancel_response("turn_detected")
 
-    async def _speech_stopped(self, turn: p.TurnDetection) -> None:
+    async def _speech_stopped(self, turn: TurnDetection) -> None:
         assert self._endpointer is not None
         end_ms = self._endpointer_origin_ms + (self._endpointer.last_voice_end or self._endpointer.elapsed_s) * 1000
         item_id = self._speech_item_id
