@@ -156,6 +156,31 @@ class ServerConfig(Section):
     max_sessions: int = Field(default=4, ge=1, le=1000)
     max_message_bytes: int = Field(default=1_048_576, ge=1024)
     max_buffer_s: float = Field(default=60.0, gt=0.0, le=3600.0)
+    allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_models: tuple[str, ...] = ()
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        origins = []
+        for origin in value:
+            scheme, sep, rest = origin.strip().lower().rstrip("/").partition("://")
+            if scheme not in ("http", "https") or not sep or not rest or "/" in rest or "@" in rest:
+                raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port], e.g. https://app.example")
+            origins.append(f"{scheme}://{rest}")
+        return tuple(origins)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        hosts = []
+        for host in value:
+            name = host.strip().lower().rstrip(".")
+            if not name or any(c in name for c in "/:@ "):
+                raise ValueError(f"{host!r} is not a host name: write a bare name such as assistant.local")
+            hosts.append(name)
+        return tuple(hosts)
 
 
 class Config(Section):

@@ -9,7 +9,7 @@ the same core with fakes.  All audio inside the core is mono float32 in
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -92,12 +92,22 @@ class SpeechToText(Protocol):
 
 
 @dataclass(frozen=True)
+class TokenUsage:
+    """Token counts of one reply (Ollama's ``prompt_eval_count`` and ``eval_count``)."""
+
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
 class LlmOptions:
     """Per-request settings for the LLM; None keeps the configured value."""
 
     model: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    on_usage: Callable[[TokenUsage], None] | None = None
+    """Told the token counts once the reply is complete (from Ollama's final chunk)."""
 
 
 class LanguageModel(Protocol):

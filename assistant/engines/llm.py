@@ -31,6 +31,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -46,9 +47,9 @@ from assistant.core.errors import (
     LlmUnreachable,
     TurnError,
 )
-from assistant.core.ports import Health, LlmOptions, Message
+from assistant.core.ports import Health, LlmOptions, Message, TokenUsage
 
-__all__ = ["DEFAULT_HOST", "OllamaLanguageModel", "normalise_host"]
+__all__ = ["DEFAULT_HOST", "OllamaLanguageModel", "TokenUsage", "normalise_host"]
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,8 @@ class OllamaLanguageModel:
                         pieces += 1
                         yield text
                     if part.done:
+                        if options is not None and options.on_usage is not None:
+                            options.on_usage(TokenUsage(part.prompt_eval_count or 0, part.eval_count or 0))
                         log.debug(
                             "llm done: reason=%s pieces=%d eval_count=%s in %.0f ms",
                             part.done_reason,

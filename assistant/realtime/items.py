@@ -7,7 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from assistant.core.ports import Audio, Message
-from assistant.realtime.protocol import WIRE_RATE, Dialect, ProtocolError, content_type, decode_audio, get_str, new_id
+from assistant.realtime.protocol import (
+    WIRE_RATE,
+    Dialect,
+    ProtocolError,
+    check_known,
+    content_type,
+    decode_audio,
+    get_str,
+    new_id,
+)
 
 Role = Literal["user", "assistant", "system"]
 
@@ -134,36 +143,73 @@ class Conversation:
                 item.transcription.cancel()
 
 
-def parse_item(data: dict[str, Any]) -> tuple[Item, Audio | None]:
+ITEM_KEYS = ("id", "type", "object", "role", "status", "content")
+PART_KEYS = ("type", "text", "audio", "transcript")
+
+
+def parse_item(data: dict[str, Any], where: str = "item.") -> tuple[Item, Audio | None]:
     """A ``conversation.item.create`` item (a message with text or audio) and its audio, if any."""
     if data.get("type", "message") != "message":
         raise ProtocolError("unsupported_item_type", f"item type {data.get('type')!r} is not supported; "
-                              "only 'message'", param="item.type")
-    role = get_str(data, "role", where="item.")
+                              "only 'message' (function calling is not implemented yet)", param=f"{where}type")
+    check_known(data, ITEM_KEYS, where)
+    role = get_str(data, "role", where=where)
     if role not in ("user", "assistant", "system"):
-        raise ProtocolError("invalid_value", "'item.role' must be user, assistant or system", param="item.role")
+        raise ProtocolError("invalid_value", f"'{where}role' must be user, assistant or system", param=f"{where}role")
     content = data.get("content")
     if not isinstance(content, list) or not content or not all(isinstance(c, dict) for c in content):
-        raise ProtocolError("invalid_value", "'item.content' must be a non-empty list of parts",
-                              param="item.content")
-    item_id = get_str(data, "id", where="item.", required=False) or new_id("item")
+        raise ProtocolError("invalid_value", f"'{where}content' must be a non-empty list of parts",
+                              param=f"{where}content")
+    item_id = get_str(data, "id", where=where, required=False) or new_id("item")
     texts: list[str] = []
     audio: Audio | None = None
     for index, part in enumerate(content):
         kind = part.get("type")
-        where = f"item.content[{index}]."
+        at = f"{where}content[{index}]."
+        check_known(part, PART_KEYS, at)
         if kind in ("input_text", "text", "output_text"):
-            texts.append(get_str(part, "text", where=where) or "")
+            texts.append(get_str(part, "text", where=at) or "")
         elif kind in ("input_audio", "audio", "output_audio") and "audio" in part:
-            audio = decode_audio(part["audio"], f"{where}audio")
+            audio = decode_audio(part["audio"], f"{at}audio")
         elif kind in ("input_audio", "audio", "output_audio") and "transcript" in part:
-            texts.append(get_str(part, "transcript", where=where) or "")
+            texts.append(get_str(part, "transcript", where=at) or "")
         else:
-            raise ProtocolError("invalid_value", f"content part type {kind!r} is not supported", param=f"{where}type")
+            raise ProtocolError("invalid_value", f"content part type {kind!r} is not supported", param=f"{at}type")
     kind = "audio" if audio is not None or role == "assistant" else "text"
     item = Item(item_id, role, kind, text=" ".join(t for t in texts if t))  # type: ignore[arg-type]
     if audio is not None:
         if texts:
-            raise ProtocolError("invalid_value", "an item holds either audio or text, not both", param="item.content")
+            raise ProtocolError("invalid_value", "an item holds either audio or text, not both",
+                                param=f"{where}content")
         item.audio_ms = len(audio) * 1000 / WIRE_RATE
     return item, audio
+
+
+def response_input(value: Any, conversation: Conversation) -> tuple[Message, ...]:
+    """``response.input``: the reply's own context, text messages and references to existing items."""
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ProtocolError("invalid_type", "'response.input' must be a list of items", param="response.input")
+    messages: list[Message] = []
+    for index, data in enumerate(value):
+        where = f"response.input[{index}]."
+        if data.get("type") == "item_reference":
+            check_known(data, ("type", "id"), where)
+            wanted = get_str(data, "id", where=where) or ""
+            try:
+                found = conversation.get(wanted)
+            except ProtocolError as exc:
+                raise ProtocolError(exc.code, str(exc), param=f"{where}id") from None
+            if found.transcription is not None and not found.transcription.done():
+                raise ProtocolError("invalid_value", f"'{where}id' {found.id!r} is still being transcribed",
+                                    param=f"{where}id")
+            if found.text.strip():
+                messages.append(Message(found.role, found.text))
+            continue
+        item, audio = parse_item(data, where)
+        if audio is not None:
+            raise ProtocolError("unsupported_parameter", f"'{where}content': audio in response.input is not "
+                                "supported; add it to the conversation with conversation.item.create",
+                                param=f"{where}content")
+        if item.text.strip():
+            messages.append(Message(item.role, item.text))
+    return tuple(messages)

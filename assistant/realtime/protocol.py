@@ -1,9 +1,11 @@
-"""The OpenAI Realtime wire format: event names (GA and beta), session settings, audio.
+"""The OpenAI Realtime wire format: event names (GA and beta), client fields, audio.
 
-Everything here is pure: it parses client payloads into typed settings, renders
-the session and items in either dialect, and converts PCM16 24 kHz base64 audio.
-Errors in client input raise `ProtocolError`, which the session turns into an
-``error`` event naming the offending client event.
+Everything here is pure: it names the client events and their fields, checks
+field values (refusing, by name, what the server does not implement), and
+converts PCM16 24 kHz base64 audio.  Session settings are in
+`assistant.realtime.settings`.  Errors in client input raise `ProtocolError`,
+which the session turns into an ``error`` event naming the offending client
+event.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -44,21 +45,20 @@ _BETA_NAMES: dict[str, str | None] = {
     "response.output_text.done": "response.text.done",
 }
 
-CLIENT_EVENTS = frozenset(
-    {
-        "session.update",
-        "input_audio_buffer.append",
-        "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
-        "conversation.item.create",
-        "conversation.item.truncate",
-        "conversation.item.delete",
-        "conversation.item.retrieve",
-        "response.create",
-        "response.cancel",
-    }
-)
-"""Every client event the server understands (the same names in both dialects)."""
+_BASE = ("type", "event_id")
+CLIENT_EVENTS: dict[str, tuple[str, ...]] = {
+    "session.update": (*_BASE, "session"),
+    "input_audio_buffer.append": (*_BASE, "audio"),
+    "input_audio_buffer.commit": _BASE,
+    "input_audio_buffer.clear": _BASE,
+    "conversation.item.create": (*_BASE, "previous_item_id", "item"),
+    "conversation.item.truncate": (*_BASE, "item_id", "content_index", "audio_end_ms"),
+    "conversation.item.delete": (*_BASE, "item_id"),
+    "conversation.item.retrieve": (*_BASE, "item_id"),
+    "response.create": (*_BASE, "response"),
+    "response.cancel": (*_BASE, "response_id"),
+}
+"""Every client event the server understands (the same names in both dialects) and its fields."""
 
 
 def event_name(ga_name: str, dialect: Dialect) -> str | None:
@@ -81,6 +81,59 @@ class ProtocolError(Exception):
         self.code = code
         self.param = param
         self.kind = kind
+
+
+# --- fields the server knows, and those it refuses ---------------------------------
+
+
+def check_known(data: dict[str, Any], known: tuple[str, ...] | frozenset[str], where: str = "") -> None:
+    """ProtocolError ``unknown_parameter`` for a key of `data` the protocol does not have."""
+    for key in data:
+        if key not in known:
+            raise ProtocolError("unknown_parameter", f"unknown parameter '{where}{key}'", param=f"{where}{key}")
+
+
+def refuse_unless(data: dict[str, Any], key: str, accepted: tuple[Any, ...], why: str, where: str = "") -> None:
+    """ProtocolError ``unsupported_parameter`` when `key` is set to anything but one of `accepted`."""
+    if key in data and data[key] not in accepted:
+        param = f"{where}{key}"
+        raise ProtocolError("unsupported_parameter", f"'{param}' = {data[key]!r} is not supported: {why}",
+                            param=param)
+
+
+NO_TOOLS = "function calling is not implemented yet (tools must be empty)"
+TOOL_CHOICES = ("auto", "none")
+
+
+def refuse_tools(data: dict[str, Any], where: str) -> None:
+    """Tools are refused until function calling exists; ``tool_choice`` may only be auto or none."""
+    refuse_unless(data, "tools", ([], None), NO_TOOLS, where)
+    refuse_unless(data, "tool_choice", (*TOOL_CHOICES, None), "without tools it can only be 'auto' or 'none'", where)
+
+
+def check_voice(value: Any, voices: tuple[str, ...], param: str) -> str:
+    """A voice name the server has (``default`` means the first); ProtocolError listing them otherwise."""
+    if not isinstance(value, str):
+        raise ProtocolError("invalid_type", f"'{param}' must be a string", param=param)
+    if value == "default":
+        return voices[0]
+    if value not in voices:
+        listed = ", ".join(voices)
+        raise ProtocolError("unsupported_voice", f"'{param}' {value!r} is not available; voices: {listed} "
+                            "(or 'default')", param=param)
+    return value
+
+
+def parse_metadata(value: Any, param: str) -> dict[str, str] | None:
+    """OpenAI's ``metadata``: up to 16 string pairs, keys up to 64 characters, values up to 512."""
+    if value is None:
+        return None
+    ok = isinstance(value, dict) and len(value) <= 16 and all(
+        isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in value.items())
+    if not ok:
+        message = f"'{param}' must be an object of at most 16 string values (keys <= 64, values <= 512 characters)"
+        raise ProtocolError("invalid_value", message, param=param)
+    return dict(value)
 
 
 # --- field access ------------------------------------------------------------------
@@ -159,72 +212,7 @@ def encode_audio(audio: Audio) -> str:
     return base64.b64encode(pcm16(audio)).decode("ascii")
 
 
-# --- session settings ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TurnDetection:
-    """Server VAD settings, as OpenAI's ``server_vad`` turn detection names them."""
-
-    threshold: float = 0.5
-    prefix_padding_ms: int = 300
-    silence_duration_ms: int = 500
-    create_response: bool = True
-    interrupt_response: bool = True
-
-    def wire(self) -> dict[str, Any]:
-        """The settings as sent in ``session.created`` / ``session.updated``."""
-        return {
-            "type": "server_vad",
-            "threshold": self.threshold,
-            "prefix_padding_ms": self.prefix_padding_ms,
-            "silence_duration_ms": self.silence_duration_ms,
-            "create_response": self.create_response,
-            "interrupt_response": self.interrupt_response,
-        }
-
-
-@dataclass(frozen=True)
-class SessionSettings:
-    """What ``session.update`` controls."""
-
-    instructions: str
-    voice: str = "default"
-    turn_detection: TurnDetection | None = TurnDetection()
-    transcription: bool = True
-    temperature: float | None = None
-    max_output_tokens: int | None = None
-    modalities: tuple[str, ...] = ("audio",)
-
-
-def parse_turn_detection(value: Any, current: TurnDetection | None, param: str) -> TurnDetection | None:
-    """``turn_detection``: null (manual commits) or a ``server_vad`` object."""
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise ProtocolError("invalid_type", f"'{param}' must be an object or null", param=param)
-    kind = value.get("type", "server_vad")
-    if kind != "server_vad":
-        raise ProtocolError("unsupported_turn_detection", f"'{param}.type' {kind!r}: only 'server_vad' is supported",
-                            param=f"{param}.type")
-    base = current or TurnDetection()
-    where = f"{param}."
-    threshold = get_number(value, "threshold", 0.0, 1.0, where=where)
-    padding = get_number(value, "prefix_padding_ms", 0, 5000, where=where)
-    silence = get_number(value, "silence_duration_ms", 100, 10000, where=where)
-    flags = {}
-    for key in ("create_response", "interrupt_response"):
-        if key in value:
-            if not isinstance(value[key], bool):
-                raise ProtocolError("invalid_type", f"'{where}{key}' must be a boolean", param=f"{where}{key}")
-            flags[key] = value[key]
-    return replace(
-        base,
-        threshold=base.threshold if threshold is None else threshold,
-        prefix_padding_ms=base.prefix_padding_ms if padding is None else int(padding),
-        silence_duration_ms=base.silence_duration_ms if silence is None else int(silence),
-        **flags,
-    )
+# --- shared field parsers ---------------------------------------------------------
 
 
 def parse_modalities(value: Any, param: str) -> tuple[str, ...]:
@@ -234,95 +222,19 @@ def parse_modalities(value: Any, param: str) -> tuple[str, ...]:
     return ("audio",) if "audio" in value else ("text",)
 
 
-def apply_session_update(settings: SessionSettings, session: dict[str, Any]) -> SessionSettings:
-    """Apply a ``session.update`` payload in either shape (GA nested ``audio`` or beta flat)."""
-    changes: dict[str, Any] = {}
-    if "instructions" in session:
-        changes["instructions"] = get_str(session, "instructions", where="session.") or ""
-    if "temperature" in session:
-        changes["temperature"] = get_number(session, "temperature", 0.0, 2.0, where="session.")
-    for key in ("max_output_tokens", "max_response_output_tokens"):
-        if key in session:
-            changes["max_output_tokens"] = max_tokens(session[key], f"session.{key}")
-    for key in ("output_modalities", "modalities"):
-        if key in session:
-            changes["modalities"] = parse_modalities(session[key], f"session.{key}")
-    # Beta: flat keys.
-    if "voice" in session:
-        changes["voice"] = get_str(session, "voice", where="session.")
-    if "turn_detection" in session:
-        changes["turn_detection"] = parse_turn_detection(
-            session["turn_detection"], settings.turn_detection, "session.turn_detection")
-    if "input_audio_transcription" in session:
-        changes["transcription"] = session["input_audio_transcription"] is not None
-    for key in ("input_audio_format", "output_audio_format"):
-        if key in session and session[key] != "pcm16":
-            raise ProtocolError("unsupported_audio_format", f"'session.{key}' must be 'pcm16'", param=f"session.{key}")
-    # GA: nested under audio.input / audio.output.
-    audio = get_dict(session, "audio", where="session.") or {}
-    audio_in = get_dict(audio, "input", where="session.audio.") or {}
-    audio_out = get_dict(audio, "output", where="session.audio.") or {}
-    if "turn_detection" in audio_in:
-        changes["turn_detection"] = parse_turn_detection(
-            audio_in["turn_detection"], settings.turn_detection, "session.audio.input.turn_detection")
-    if "transcription" in audio_in:
-        changes["transcription"] = audio_in["transcription"] is not None
-    if "voice" in audio_out:
-        changes["voice"] = get_str(audio_out, "voice", where="session.audio.output.")
-    for where, part in (("session.audio.input.", audio_in), ("session.audio.output.", audio_out)):
-        check_format(part.get("format"), f"{where}format")
-    return replace(settings, **changes)
-
-
 def check_format(value: Any, param: str) -> None:
     """Accept only PCM16 at 24 kHz (GA ``{"type": "audio/pcm", "rate": 24000}`` or ``"pcm16"``)."""
     if value is None or value == "pcm16":
         return
     if isinstance(value, dict) and value.get("type") == "audio/pcm" and value.get("rate", WIRE_RATE) == WIRE_RATE:
+        check_known(value, ("type", "rate"), f"{param}.")
         return
     raise ProtocolError("unsupported_audio_format", f"'{param}': only PCM16 mono at 24000 Hz is supported", param=param)
 
 
-def session_object(settings: SessionSettings, dialect: Dialect, session_id: str, model: str) -> dict[str, Any]:
-    """The session as ``session.created`` / ``session.updated`` carry it."""
-    turn = settings.turn_detection.wire() if settings.turn_detection else None
-    transcription = {"model": "whisper.cpp"} if settings.transcription else None
-    limit: int | str = "inf" if settings.max_output_tokens is None else settings.max_output_tokens
-    if dialect is Dialect.BETA:
-        return {
-            "id": session_id,
-            "object": "realtime.session",
-            "model": model,
-            "modalities": ["text", "audio"] if "audio" in settings.modalities else ["text"],
-            "instructions": settings.instructions,
-            "voice": settings.voice,
-            "input_audio_format": "pcm16",
-            "output_audio_format": "pcm16",
-            "input_audio_transcription": transcription,
-            "turn_detection": turn,
-            "tools": [],
-            "tool_choice": "auto",
-            "temperature": settings.temperature if settings.temperature is not None else 0.8,
-            "max_response_output_tokens": limit,
-        }
-    pcm = {"type": "audio/pcm", "rate": WIRE_RATE}
-    return {
-        "type": "realtime",
-        "object": "realtime.session",
-        "id": session_id,
-        "model": model,
-        "output_modalities": list(settings.modalities),
-        "instructions": settings.instructions,
-        "audio": {
-            "input": {"format": pcm, "transcription": transcription, "turn_detection": turn, "noise_reduction": None},
-            "output": {"format": pcm, "voice": settings.voice, "speed": 1.0},
-        },
-        "tools": [],
-        "tool_choice": "auto",
-        "max_output_tokens": limit,
-    }
-
-
 def content_type(kind: str, dialect: Dialect) -> str:
-    """Assistant content part type: ``output_audio``/``output_text`` (GA) or ``audio``/``text`` (beta)."""
+    """Assistant item content type: ``output_audio``/``output_text`` (GA) or ``audio``/``text`` (beta).
+
+    The parts of ``response.content_part.added``/``.done`` are ``audio``/``text`` in both dialects.
+    """
     return kind if dialect is Dialect.BETA else f"output_{kind}"

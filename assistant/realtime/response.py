@@ -3,7 +3,9 @@
 A `ResponseRun` is one task.  Cancelling it (``response.cancel``, barge-in by
 server VAD, a truncate of its item) stops the LLM stream and the TTS at once;
 the item keeps only the chunks that were sent, and a later
-``conversation.item.truncate`` cuts it to what was heard.
+``conversation.item.truncate`` cuts it to what was heard.  When the LLM stream
+fails mid-answer, what had arrived is still spoken before the response ends
+as ``failed``.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from assistant.core.errors import TurnError
-from assistant.core.ports import Audio, LlmOptions, Message
+from assistant.core.ports import Audio, LlmOptions, Message, TokenUsage
 from assistant.core.sentences import SentenceSplitter
 from assistant.realtime import protocol as p
 from assistant.realtime.items import Item
@@ -28,6 +30,9 @@ log = logging.getLogger(__name__)
 
 DELTA_SAMPLES = p.WIRE_RATE // 5
 """Samples per audio delta (200 ms)."""
+_RESPONSE_KEYS = ("instructions", "temperature", "max_output_tokens", "max_response_output_tokens",
+                  "output_modalities", "modalities", "conversation", "input", "metadata", "audio", "voice",
+                  "output_audio_format", "tools", "tool_choice", "prompt")
 
 
 @dataclass(frozen=True)
@@ -40,11 +45,29 @@ class ResponseOptions:
     has_max_tokens: bool = False
     modalities: tuple[str, ...] | None = None
     in_conversation: bool = True
+    metadata: dict[str, str] | None = None
+    input: tuple[Message, ...] | None = field(default=None)
+    """The reply's own context (``response.input``) instead of the conversation."""
 
     @classmethod
-    def parse(cls, data: dict[str, Any]) -> ResponseOptions:
-        """Read the ``response`` object of ``response.create``."""
+    def parse(cls, data: dict[str, Any], voices: tuple[str, ...] = ("default",)) -> ResponseOptions:
+        """Read the ``response`` object of ``response.create`` (``input`` is resolved by the session)."""
         where = "response."
+        p.check_known(data, _RESPONSE_KEYS, where)
+        p.refuse_tools(data, where)
+        p.refuse_unless(data, "prompt", (None,), "stored prompts are an OpenAI platform feature", where)
+        if "voice" in data:
+            p.check_voice(data["voice"], voices, "response.voice")
+        if "output_audio_format" in data:
+            p.check_format(data["output_audio_format"], "response.output_audio_format")
+        audio = p.get_dict(data, "audio", where=where) or {}
+        p.check_known(audio, ("output",), "response.audio.")
+        audio_out = p.get_dict(audio, "output", where="response.audio.") or {}
+        p.check_known(audio_out, ("format", "voice"), "response.audio.output.")
+        if "voice" in audio_out:
+            p.check_voice(audio_out["voice"], voices, "response.audio.output.voice")
+        p.check_format(audio_out.get("format"), "response.audio.output.format")
+        metadata = p.parse_metadata(data.get("metadata"), "response.metadata")
         instructions = p.get_str(data, "instructions", where=where, required=False)
         temperature = p.get_number(data, "temperature", 0.0, 2.0, where=where)
         limit: int | None = None
@@ -60,7 +83,7 @@ class ResponseOptions:
         if conversation not in ("auto", "none"):
             raise p.ProtocolError("invalid_value", "'response.conversation' must be 'auto' or 'none'",
                                   param="response.conversation")
-        return cls(instructions, temperature, limit, has_limit, modalities, conversation == "auto")
+        return cls(instructions, temperature, limit, has_limit, modalities, conversation == "auto", metadata)
 
 
 class ResponseRun:
@@ -76,6 +99,7 @@ class ResponseRun:
         self.item = Item(p.new_id("item"), "assistant", self.kind, status="in_progress")  # type: ignore[arg-type]
         self.cancel_reason = "client_cancelled"
         self._started = False
+        self.usage: dict[str, Any] | None = None
 
     def emit(self, ga_type: str, **fields: Any) -> None:
         """Send a response event with this response's ids."""
@@ -93,7 +117,8 @@ class ResponseRun:
             "status_details": details,
             "output": [self.item.wire(self.session.dialect)] if self._started else [],
             "conversation_id": self.session.id if self.options.in_conversation else None,
-            "usage": None,
+            "usage": self.usage,
+            "metadata": self.options.metadata,
             "max_output_tokens": "inf" if limit is None else limit,
         }
         key = "modalities" if self.session.dialect is p.Dialect.BETA else "output_modalities"
@@ -104,9 +129,16 @@ class ResponseRun:
         """Stream the reply; emit the closing events however it ends."""
         session = self.session
         session.emit("response.created", response=self.wire("in_progress"))
+        # No quotas here; the one limit is a single active response per connection, which this one now holds.
+        session.emit("rate_limits.updated", rate_limits=[{"name": "requests", "limit": 1, "remaining": 0,
+                                                          "reset_seconds": 0.0}])
         try:
             system = self.options.instructions
-            messages = await session.conversation.messages(session.settings.instructions if system is None else system)
+            instructions = session.settings.instructions if system is None else system
+            if self.options.input is not None:
+                messages = ([Message("system", instructions)] if instructions else []) + list(self.options.input)
+            else:
+                messages = await session.conversation.messages(instructions)
             self._start()
             if self.kind == "audio":
                 await self._speak(messages)
@@ -124,12 +156,24 @@ class ResponseRun:
             return
         self._finish("completed", None)
 
+    def _count_usage(self, counts: TokenUsage) -> None:
+        """Ollama's token counts for this reply (the prompt and the reply are text tokens)."""
+        self.usage = {
+            "total_tokens": counts.input_tokens + counts.output_tokens,
+            "input_tokens": counts.input_tokens,
+            "output_tokens": counts.output_tokens,
+            "input_token_details": {"text_tokens": counts.input_tokens, "audio_tokens": 0, "cached_tokens": 0},
+            "output_token_details": {"text_tokens": counts.output_tokens, "audio_tokens": 0},
+        }
+
     def _llm_options(self) -> LlmOptions:
         """The session's model and this response's temperature and token limit, sent with the request."""
         settings = self.session.settings
         temperature = self.options.temperature if self.options.temperature is not None else settings.temperature
         limit = self.options.max_output_tokens if self.options.has_max_tokens else settings.max_output_tokens
-        return LlmOptions(model=self.session.llm_model, temperature=temperature, max_tokens=limit)
+        return LlmOptions(
+            model=self.session.llm_model, temperature=temperature, max_tokens=limit, on_usage=self._count_usage
+        )
 
     def _start(self) -> None:
         session = self.session
@@ -137,11 +181,13 @@ class ResponseRun:
         self._started = True
         item = self.item.wire(session.dialect)
         session.emit("response.output_item.added", response_id=self.id, output_index=0, item=item)
-        session.emit("conversation.item.added", previous_item_id=previous, item=item)
+        if self.options.in_conversation:
+            session.emit("conversation.item.added", previous_item_id=previous, item=item)
         self.emit("response.content_part.added", part=self._part())
 
     def _part(self) -> dict[str, Any]:
-        content: dict[str, Any] = self.item.wire(self.session.dialect)["content"][0]
+        # Content parts are typed "audio"/"text" in both dialects (items say output_audio/output_text in GA).
+        content: dict[str, Any] = self.item.wire(p.Dialect.BETA)["content"][0]
         return content
 
     def _stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
@@ -175,6 +221,9 @@ class ResponseRun:
                 chunks.put_nowait(chunk)
             chunks.put_nowait(None)
         except Exception as exc:  # handed to the consumer, which raises it in the response task
+            # Speak what had arrived before the stream broke, then fail the response.
+            for chunk in splitter.flush():
+                chunks.put_nowait(chunk)
             chunks.put_nowait(exc)
 
     def _send_chunk(self, text: str, audio: Audio) -> None:
@@ -205,5 +254,6 @@ class ResponseRun:
             self.emit("response.content_part.done", part=self._part())
             item = self.item.wire(session.dialect)
             session.emit("response.output_item.done", response_id=self.id, output_index=0, item=item)
-            session.emit("conversation.item.done", item=item)
+            if self.options.in_conversation:
+                session.emit("conversation.item.done", item=item)
         session.emit("response.done", response=self.wire(status, details))

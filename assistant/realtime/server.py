@@ -5,16 +5,17 @@ names, beta names for clients that send ``OpenAI-Beta: realtime=v1``); every
 other GET serves a file of the page in ``web/``.  Bound to loopback by
 default; on any other address a token is required, given as
 ``Authorization: Bearer TOKEN`` or the ``openai-insecure-api-key.TOKEN``
-subprotocol.
+subprotocol.  Every request must name this server in ``Host`` and every
+WebSocket handshake from a browser must come from an allowed ``Origin``
+(`assistant.realtime.access`); refusals are HTTP 403 with a log line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
+import functools
 import http
-import ipaddress
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -33,6 +34,7 @@ from websockets.typing import Subprotocol
 from assistant.app import Engines
 from assistant.config import Config
 from assistant.core.errors import ConfigError
+from assistant.realtime.access import Access, is_loopback, resolve_model
 from assistant.realtime.protocol import Dialect
 from assistant.realtime.session import RealtimeSession
 from assistant.realtime.shared import Shared
@@ -40,21 +42,21 @@ from assistant.realtime.shared import Shared
 log = logging.getLogger(__name__)
 
 ENDPOINTS = ("/v1/realtime", "/api/realtime")
-KEY_PREFIX = "openai-insecure-api-key."
+MAX_PATH_CHARS = 2048
+"""Longer request targets get HTTP 414."""
 SEND_QUEUE_BYTES = 8 * 1024 * 1024
 """Bytes of events waiting for a slow client before its session is dropped (about 60 s of audio)."""
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8"}
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` is a loopback name or address."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+SECURITY_HEADERS = (
+    # The page loads only its own scripts and talks only to its own server (and ws:/wss: URLs typed into it).
+    ("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+     "connect-src 'self' ws: wss:; img-src 'self' data:; media-src 'self' blob:; worker-src 'self' blob:; "
+     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
 
 
 def check_bind(host: str, token: str | None) -> None:
@@ -74,6 +76,8 @@ class RealtimeServer:
         self.config = config
         self.shared = shared or Shared(config, engines, executor=executor)
         self.token = config.server.token
+        self.access = Access.build(config.server.host, config.server.allowed_hosts, config.server.allowed_origins,
+                                   self.token)
         self.sessions: set[RealtimeSession] = set()
         self._changed = asyncio.Event()
         self.server: Server | None = None
@@ -91,6 +95,8 @@ class RealtimeServer:
         port = self.config.server.port if port is None else port
         check_bind(host, self.token)
         self._host = host
+        server_config = self.config.server
+        self.access = Access.build(host, server_config.allowed_hosts, server_config.allowed_origins, self.token)
         server = await ws_serve(
             self._handle,
             host,
@@ -99,6 +105,7 @@ class RealtimeServer:
             select_subprotocol=self._select_subprotocol,
             max_size=self.config.server.max_message_bytes,
             max_queue=16,
+            server_header=None,
         )
         self.server = server
         self.port = server.sockets[0].getsockname()[1] if server.sockets else port
@@ -120,24 +127,32 @@ class RealtimeServer:
 
     # --- handshake --------------------------------------------------------------------
 
-    def _authorized(self, request: Request) -> bool:
-        if not self.token:
-            return True
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip().encode(), self.token.encode()):
-            return True
-        for value in request.headers.get_all("Sec-WebSocket-Protocol"):
-            for proto in value.split(","):
-                proto = proto.strip()
-                if proto.startswith(KEY_PREFIX) and hmac.compare_digest(
-                        proto[len(KEY_PREFIX):].encode(), self.token.encode()):
-                    return True
-        return False
+    def _model(self, request: Request) -> tuple[str, str | None]:
+        """The ``?model=`` a client asked for and the Ollama model it maps to (None: not allowed)."""
+        requested = (parse_qs(urlsplit(request.path).query).get("model") or [""])[0]
+        llm = self.config.llm.model
+        return requested, resolve_model(requested, llm, self.config.server.allowed_models)
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if len(request.path) > MAX_PATH_CHARS:
+            return _text(http.HTTPStatus.REQUEST_URI_TOO_LONG, f"the path is longer than {MAX_PATH_CHARS} "
+                         "characters\n")
+        headers = request.headers
+        host = headers.get("Host")
+        if not self.access.host_allowed(host):
+            log.warning("realtime: refused a request for Host %r (not this server's name; add it to "
+                        "server.allowed_hosts if it is)", host)
+            return _text(http.HTTPStatus.FORBIDDEN, "this server does not answer to that Host name "
+                         "(server.allowed_hosts)\n")
         path = urlsplit(request.path).path
         if path in ENDPOINTS:
-            if not self._authorized(request):
+            origin = headers.get("Origin")
+            if not self.access.origin_allowed(origin, host):
+                log.warning("realtime: refused a WebSocket from origin %r (allow it with server.allowed_origins)",
+                            origin)
+                return _text(http.HTTPStatus.FORBIDDEN, f"origin {origin!r} is not allowed to use this server "
+                             "(server.allowed_origins)\n")
+            if not self.access.authorized(headers.get("Authorization"), headers.get_all("Sec-WebSocket-Protocol")):
                 log.warning("realtime: refused a connection with a missing or wrong token")
                 return _text(http.HTTPStatus.UNAUTHORIZED, "missing or wrong token: send 'Authorization: Bearer "
                              "TOKEN' or the subprotocol 'openai-insecure-api-key.TOKEN'\n")
@@ -145,6 +160,12 @@ class RealtimeServer:
                 log.warning("realtime: refused a connection: %d sessions open", len(self.sessions))
                 return _text(http.HTTPStatus.SERVICE_UNAVAILABLE, f"too many sessions: the server allows "
                              f"{self.config.server.max_sessions} at once (server.max_sessions); try again later\n")
+            requested, model = self._model(request)
+            if model is None:
+                allowed = ", ".join(sorted({self.config.llm.model, *self.config.server.allowed_models}))
+                log.warning("realtime: refused a connection asking for model %r (allowed: %s)", requested, allowed)
+                return _text(http.HTTPStatus.FORBIDDEN, f"model {requested!r} is not allowed; allowed: {allowed} "
+                             "(server.allowed_models), or 'default'\n")
             if "upgrade" not in request.headers.get("Connection", "").lower():
                 return _text(http.HTTPStatus.UPGRADE_REQUIRED, "this is a WebSocket endpoint\n")
             return None
@@ -161,12 +182,12 @@ class RealtimeServer:
     async def _handle(self, connection: ServerConnection) -> None:
         request = connection.request
         assert request is not None
-        query = parse_qs(urlsplit(request.path).query)
-        model = (query.get("model") or [""])[0]
+        model, llm_model = self._model(request)
+        assert llm_model is not None  # refused at the handshake otherwise
         beta = "realtime=v1" in request.headers.get("OpenAI-Beta", "")
         outbox = Outbox()
         session = RealtimeSession(self.shared, dialect=Dialect.BETA if beta else Dialect.GA, model=model,
-                                  send=outbox.put)
+                                  llm_model=llm_model, send=outbox.put)
         if len(self.sessions) >= self.config.server.max_sessions:
             session.error("session_limit", f"too many sessions: the server allows {self.config.server.max_sessions} "
                           "at once (server.max_sessions)", kind="server_error")
@@ -243,20 +264,23 @@ def _text(status: http.HTTPStatus, text: str, content_type: str = "text/plain; c
 
 def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
     headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
-                       ("Cache-Control", "no-cache"), ("Connection", "close")])
+                       ("Cache-Control", "no-cache"), ("Connection", "close"), *SECURITY_HEADERS])
     return Response(status.value, status.phrase, headers, body)
 
 
 def _static(path: str) -> Response:
-    """A file of the browser page (``/`` is ``index.html``)."""
-    name = "index.html" if path in ("/", "") else path.lstrip("/")
-    suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
-    if "/" in name or name.startswith(".") or suffix not in CONTENT_TYPES:
+    """A file of the browser page (``/`` is ``index.html``); any other name is 404 without touching the disk."""
+    name = "index.html" if path in ("/", "") else path[1:]
+    web = resources.files("assistant.realtime").joinpath("web")
+    if name not in _page_files():
         return _text(http.HTTPStatus.NOT_FOUND, "not found\n")
-    resource = resources.files("assistant.realtime").joinpath("web", name)
-    if not resource.is_file():
-        return _text(http.HTTPStatus.NOT_FOUND, "not found\n")
-    return _response(http.HTTPStatus.OK, resource.read_bytes(), CONTENT_TYPES[suffix])
+    return _response(http.HTTPStatus.OK, web.joinpath(name).read_bytes(), CONTENT_TYPES["." + name.rsplit(".", 1)[-1]])
+
+
+@functools.cache
+def _page_files() -> frozenset[str]:
+    web = resources.files("assistant.realtime").joinpath("web")
+    return frozenset(f.name for f in web.iterdir() if f.is_file() and "." + f.name.rsplit(".", 1)[-1] in CONTENT_TYPES)
 
 
 async def serve(config: Config, engines: Engines, *, host: str | None = None, port: int | None = None,

@@ -13,6 +13,8 @@ import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,8 +24,16 @@ from assistant.core.endpointing import Endpoint, Endpointer, EndpointSettings
 from assistant.core.errors import TurnError
 from assistant.core.ports import SAMPLE_RATE, Audio, VoiceActivity
 from assistant.realtime import protocol as p
-from assistant.realtime.items import Conversation, Item, parse_item
+from assistant.realtime.access import DEFAULT_MODELS
+from assistant.realtime.items import Conversation, Item, parse_item, response_input
 from assistant.realtime.response import ResponseOptions, ResponseRun
+from assistant.realtime.settings import (
+    Capabilities,
+    SessionSettings,
+    TurnDetection,
+    apply_session_update,
+    session_object,
+)
 from assistant.realtime.shared import Shared
 
 log = logging.getLogger(__name__)
@@ -39,15 +49,23 @@ PRE_SPEECH_KEEP_MS = 1000.0
 class RealtimeSession:
     """The state of one connection; `handle` each message, `close` at the end."""
 
-    def __init__(self, shared: Shared, *, dialect: p.Dialect, model: str, send: Send) -> None:
+    def __init__(self, shared: Shared, *, dialect: p.Dialect, model: str, send: Send,
+                 llm_model: str | None = None) -> None:
         self.shared = shared
         self.dialect = dialect
         self.model = model or "default"
         self.id = p.new_id("sess")
         self._send = send
-        self.settings = p.SessionSettings(instructions=shared.config.llm.system_prompt)
+        config = shared.config
+        llm_model = llm_model or config.llm.model
+        same_model = {self.model, llm_model}
+        if llm_model == config.llm.model:
+            same_model.update(DEFAULT_MODELS)
+        self.capabilities = Capabilities(voices=(voice_name(config.tts.voice),), language=config.stt.language,
+                                           models=frozenset(same_model))
+        self.settings = SessionSettings(instructions=config.llm.system_prompt, voice=self.capabilities.voices[0])
         self.conversation = Conversation()
-        self.llm_model = shared.llm_model(model)
+        self.llm_model = llm_model
         self.response: ResponseRun | None = None
         self._response_task: asyncio.Task[None] | None = None
         self._buffer: list[Audio] = []
@@ -114,6 +132,7 @@ class RealtimeSession:
             handler = self._handlers.get(kind or "")
             if handler is None:
                 raise p.ProtocolError("unknown_event", f"unknown event type {kind!r}", param="type")
+            p.check_known(event, p.CLIENT_EVENTS[kind or ""])
             await handler(event)
         except p.ProtocolError as exc:
             log.debug("session %s: client error %s: %s", self.id, exc.code, exc)
@@ -125,14 +144,14 @@ class RealtimeSession:
     # --- session ----------------------------------------------------------------------
 
     def _session_wire(self) -> dict[str, Any]:
-        return p.session_object(self.settings, self.dialect, self.id, self.model)
+        return session_object(self.settings, self.dialect, self.id, self.model)
 
     async def _session_update(self, event: dict[str, Any]) -> None:
         session = p.get_dict(event, "session")
         if session is None:
             raise p.ProtocolError("missing_required_parameter", "missing required parameter 'session'", param="session")
         old_turn = self.settings.turn_detection
-        self.settings = p.apply_session_update(self.settings, session)
+        self.settings = apply_session_update(self.settings, session, self.capabilities)
         if self.settings.turn_detection != old_turn:
             await self._ensure_vad()
             self._reset_vad()
@@ -207,8 +226,12 @@ class RealtimeSession:
                           error=error)
             return ""
         if self.settings.transcription:
+            # whisper.cpp decodes the whole clip at once: one delta with all of it, as OpenAI does for whisper-1.
+            self.emit("conversation.item.input_audio_transcription.delta", item_id=item.id, content_index=0,
+                      delta=item.text)
+            usage = {"type": "duration", "seconds": round(len(audio) / p.WIRE_RATE, 3)}
             self.emit("conversation.item.input_audio_transcription.completed", item_id=item.id, content_index=0,
-                      transcript=item.text)
+                      transcript=item.text, usage=usage)
         self.emit("conversation.item.done", item=item.wire(self.dialect))
         return item.text
 
@@ -227,7 +250,7 @@ class RealtimeSession:
         self._speech_item_id = None
 
     def _new_endpointer(self) -> Endpointer:
-        turn = self.settings.turn_detection or p.TurnDetection()
+        turn = self.settings.turn_detection or TurnDetection()
         vad = self.shared.config.vad
         settings = EndpointSettings(
             threshold=turn.threshold,
@@ -250,9 +273,9 @@ class RealtimeSession:
         self._vad_pending = samples[whole:]
         for start in range(0, whole, VAD_WINDOW):
             probability = self._vad.process(samples[start : start + VAD_WINDOW])
-            self._vad_ms += VAD_WINDOW * 1000 / SAMPLE_RATE
-            if self._endpointer is None:
+            if self._endpointer is None:  # its time 0 is the start of this window
                 self._endpointer = self._new_endpointer()
+            self._vad_ms += VAD_WINDOW * 1000 / SAMPLE_RATE
             result = self._endpointer.process(VAD_WINDOW / SAMPLE_RATE, probability)
             if result is Endpoint.SPEECH_STARTED:
                 await self._speech_started(turn)
@@ -261,24 +284,28 @@ class RealtimeSession:
         if self._endpointer is None or not self._endpointer.in_speech:
             self._drop_buffer(keep_ms=turn.prefix_padding_ms + PRE_SPEECH_KEEP_MS)
 
-    async def _speech_started(self, turn: p.TurnDetection) -> None:
+    async def _speech_started(self, turn: TurnDetection) -> None:
         assert self._endpointer is not None and self._endpointer.speech_started_at is not None
         start_ms = self._endpointer_origin_ms + self._endpointer.speech_started_at * 1000
         self._speech_item_id = p.new_id("item")
         # Keep the prefix padding before the speech, drop what came earlier.
         lag_ms = self._received_samples * 1000 / p.WIRE_RATE - start_ms
         self._drop_buffer(keep_ms=lag_ms + turn.prefix_padding_ms)
-        self.emit("input_audio_buffer.speech_started", audio_start_ms=int(start_ms), item_id=self._speech_item_id)
+        # OpenAI's audio_start_ms is where the committed audio begins: the speech less the prefix padding.
+        audio_start_ms = max(0, round(start_ms - turn.prefix_padding_ms))
+        self.emit("input_audio_buffer.speech_started", audio_start_ms=audio_start_ms, item_id=self._speech_item_id)
         if turn.interrupt_response and self.response is not None:
             log.info("session %s: barge-in cancels %s", self.id, self.response.id)
             await self.cancel_response("turn_detected")
 
-    async def _speech_stopped(self, turn: p.TurnDetection) -> None:
+    async def _speech_stopped(self, turn: TurnDetection) -> None:
         assert self._endpointer is not None
         end_ms = self._endpointer_origin_ms + (self._endpointer.last_voice_end or self._endpointer.elapsed_s) * 1000
         item_id = self._speech_item_id
         self._endpointer = None
-        self.emit("input_audio_buffer.speech_stopped", audio_end_ms=int(end_ms), item_id=item_id)
+        # OpenAI's audio_end_ms includes the silence that ended the turn (silence_duration_ms).
+        audio_end_ms = round(end_ms + turn.silence_duration_ms)
+        self.emit("input_audio_buffer.speech_stopped", audio_end_ms=audio_end_ms, item_id=item_id)
         try:
             self.commit()
         except p.ProtocolError as exc:
@@ -337,7 +364,10 @@ class RealtimeSession:
     # --- responses --------------------------------------------------------------------
 
     async def _response_create(self, event: dict[str, Any]) -> None:
-        options = ResponseOptions.parse(p.get_dict(event, "response") or {})
+        data = p.get_dict(event, "response") or {}
+        options = ResponseOptions.parse(data, self.capabilities.voices)
+        if "input" in data:
+            options = replace(options, input=response_input(data["input"], self.conversation))
         if self.response is not None:
             raise p.ProtocolError("conversation_already_has_active_response",
                                   f"response {self.response.id} is still in progress; cancel it first")
@@ -373,3 +403,8 @@ class RealtimeSession:
         await asyncio.wait([task])
         return True
 
+
+
+def voice_name(voice: str) -> str:
+    """The name clients see for a configured Piper voice (a bundled name or a path to its .onnx)."""
+    return Path(voice).name.removesuffix(".onnx")

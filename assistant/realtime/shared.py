@@ -25,9 +25,6 @@ from assistant.realtime.protocol import WIRE_RATE
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODELS = ("", "default")
-"""``?model=`` values that mean the configured LLM (as do OpenAI names starting ``gpt-``)."""
-
 
 def resample(audio: Audio, source: int, target: int) -> Audio:
     """Resample mono float32 audio with soxr."""
@@ -89,9 +86,3 @@ class Shared:
         from assistant.engines.vad import SileroVad
 
         return SileroVad(self.engines.vad.model_path, threads=1)
-
-    def llm_model(self, requested: str) -> str:
-        """The Ollama model for a connection's ``?model=`` (OpenAI names mean the configured one)."""
-        if requested in DEFAULT_MODELS or requested.startswith("gpt-"):
-            return self.config.llm.model
-        return requested
