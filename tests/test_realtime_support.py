@@ -126,7 +126,7 @@ def make_config(models_dir: Path, tmp: Path, **server: Any) -> config_module.Con
         "models_dir": str(models_dir),
         "state_dir": str(tmp / "state"),
         # The whole 30 s context: on real weights a trimmed one makes Whisper repeat itself (shared/NOTES.md).
-        "stt": {"model": "whisper/ggml-tiny.en-real.bin", "threads": 2, "min_audio_ctx": 1500},
+        "stt": {"model": "whisper/ggml-tiny.en-real.bin", "threads": 2},
         "tts": {"voice": f"piper/{VOICE}.onnx"},
         "llm": {"model": "test-model", "timeout_s": 10, "system_prompt": "You are a test."},
         "server": server,
