@@ -13,12 +13,15 @@ import logging
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from assistant.app import Runtime, build
 from assistant.config import Config
 from assistant.device.notify import SystemdNotifier
 from assistant.events import Event
+
+if TYPE_CHECKING:
+    from assistant.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -77,17 +80,34 @@ def _attach_device(runtime: Runtime, config: Config) -> Iterator[None]:
         yield
 
 
+def _metrics(runtime: Runtime, config: Config) -> Metrics | None:
+    """The Prometheus metrics, following the bus, when `metrics.enabled`."""
+    if not config.metrics.enabled:
+        return None
+    from assistant.metrics import Metrics
+
+    metrics = Metrics(config.llm.host)
+    runtime.bus.subscribe(metrics)
+    return metrics
+
+
 async def _serve(runtime: Runtime, config: Config, notifier: SystemdNotifier) -> None:
+    metrics = _metrics(runtime, config)
     tasks: list[asyncio.Task[None]] = []
     interval = notifier.watchdog_interval()
     if interval:
         tasks.append(asyncio.create_task(_watchdog(notifier, interval), name="watchdog"))
+    m = config.metrics
+    if metrics is not None and m.port is not None:
+        from assistant.metrics import serve_metrics
+
+        tasks.append(asyncio.create_task(serve_metrics(metrics, m.host, m.port, m.token), name="metrics"))
     if config.server.enabled:
         from assistant.realtime.server import serve
 
         tasks.append(
             asyncio.create_task(
-                serve(config, runtime.engines, executor=runtime.compute_pool), name="realtime"
+                serve(config, runtime.engines, executor=runtime.compute_pool, metrics=metrics), name="realtime"
             )
         )
     log.info("ready: listening for %s", ", ".join(config.wake.models))
