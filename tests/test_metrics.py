@@ -276,3 +276,20 @@ def test_run_serves_metrics_with_the_realtime_server(
     assert value(parsed, "assistant_llm_host", host=llm_url) == 1
     assert value(parsed, "assistant_device_up", device="microphone") == 1
     assert process.returncode == 0, stderr
+
+
+def test_alert_rules_fire_as_documented() -> None:
+    """deploy/prometheus: the scrape config and the two alert rules, checked by Prometheus' own promtool."""
+    import shutil
+
+    from tests.conftest import missing
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        missing("no promtool: install Debian's prometheus package")
+    assert promtool is not None
+    folder = ROOT / "deploy" / "prometheus"
+    done = subprocess.run([promtool, "test", "rules", "alerts_test.yml"], cwd=folder, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = subprocess.run([promtool, "check", "rules", "alerts.yml"], cwd=folder, capture_output=True, text=True)
+    assert done.returncode == 0 and "2 rules found" in done.stdout, done.stdout + done.stderr

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from assistant.config import LedsConfig
-from assistant.events import Error, Event, EventBus, Muted, StateChanged
+from assistant.events import DeviceLost, DeviceRestored, Error, Event, EventBus, Muted, StateChanged
 
 if TYPE_CHECKING:
     from assistant.device.apa102 import SpiTransport
@@ -226,6 +226,7 @@ class Leds:
     ) -> None:
         self.driver, self.colors = driver, dict(colors or {})
         self.state, self.muted, self.showing = "idle", False, ""
+        self.faults: set[str] = set()  # devices that are away: the error pattern stays until they are back
         self._error_hold_s, self._timer = error_hold_s, timer
         self._cancel_error: Callable[[], None] | None = None
         self._lock = threading.Lock()
@@ -238,6 +239,10 @@ class Leds:
             self.state = event.state
         elif isinstance(event, Muted):
             self.muted = event.muted
+        elif isinstance(event, DeviceLost):
+            self.faults.add(event.device)
+        elif isinstance(event, DeviceRestored):
+            self.faults.discard(event.device)
         elif isinstance(event, Error):
             if self._cancel_error is not None:
                 self._cancel_error()
@@ -251,8 +256,10 @@ class Leds:
         self._refresh()
 
     def current(self) -> str:
-        """The pattern to show: an error, else muted, else the turn state."""
-        return "error" if self._cancel_error is not None else "muted" if self.muted else self.state
+        """The pattern to show: an error or a lost device, else muted, else the turn state."""
+        if self._cancel_error is not None or self.faults:
+            return "error"
+        return "muted" if self.muted else self.state
 
     def _refresh(self) -> None:
         with self._lock:
