@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -106,7 +106,7 @@ def build(
         engines = engines or load_engines(config)
         clock = SampleClock()
         stack.callback(engines.llm.subscribe(bus.publish, clock.now))
-        mic, speaker = open_audio(config, clock, input_wav, output_wav, fast, stack)
+        mic, speaker = open_audio(config, clock, input_wav, output_wav, fast, stack, bus)
         audio_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="audio"))
         compute_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="compute"))
         history = History(config.llm.system_prompt, config.conversation.max_turns, config.conversation.forget_after_s)
@@ -157,34 +157,45 @@ def open_audio(
     output_wav: Path | None,
     fast: bool,
     stack: ExitStack,
+    bus: EventBus | None = None,
 ) -> tuple[Microphone, Speaker]:
-    """The microphone and speaker: WAV files where given, else pyaudio devices."""
+    """The microphone and speaker: WAV files where given, else pyaudio devices that survive faults."""
     from assistant.audio.wav import WavMicrophone, WavSpeaker
 
+    a = config.audio
+    openers: dict[str, Callable[[], Any]] = {}
+    if input_wav is None:
+        from assistant.audio.devices import PyAudioMicrophone
+
+        openers["microphone"] = lambda: PyAudioMicrophone(
+            a.input_device, a.input_rate, clock, queue_blocks=a.queue_blocks
+        )
+    if output_wav is None:
+        from assistant.audio.devices import PyAudioSpeaker
+
+        openers["speaker"] = lambda: PyAudioSpeaker(a.output_device, a.output_rate, clock, block_ms=a.output_block_ms)
+    link = None
+    if openers:
+        from assistant.audio.recovery import AudioLink
+
+        names = {"microphone": a.input_device, "speaker": a.output_device}
+        link = AudioLink(
+            openers, names, clock, bus or EventBus(), initial_s=a.reconnect_initial_s, max_s=a.reconnect_max_s
+        )
+        stack.callback(link.close)
+        link.open()
     mic: Microphone
     speaker: Speaker
     if input_wav is not None:
         mic = WavMicrophone(input_wav, clock, realtime=not fast)
     else:
-        from assistant.audio.devices import PyAudioMicrophone
-
-        real_mic = PyAudioMicrophone(
-            config.audio.input_device, config.audio.input_rate, clock, queue_blocks=config.audio.queue_blocks
-        )
-        stack.callback(real_mic.close)
-        mic = real_mic
+        assert link is not None
+        mic = link.mic
     if output_wav is not None:
-        wav_speaker = WavSpeaker(
-            output_wav, clock, rate=config.audio.output_rate or 16000, block_ms=config.audio.output_block_ms
-        )
+        wav_speaker = WavSpeaker(output_wav, clock, rate=a.output_rate or 16000, block_ms=a.output_block_ms)
         stack.callback(wav_speaker.close)
         speaker = wav_speaker
     else:
-        from assistant.audio.devices import PyAudioSpeaker
-
-        real_speaker = PyAudioSpeaker(
-            config.audio.output_device, config.audio.output_rate, clock, block_ms=config.audio.output_block_ms
-        )
-        stack.callback(real_speaker.close)
-        speaker = real_speaker
+        assert link is not None
+        speaker = link.speaker
     return mic, speaker

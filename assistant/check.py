@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from assistant.config import Config
@@ -75,6 +76,54 @@ async def _llm_rows(llm: LanguageModel) -> list[Health]:
         await llm.aclose()
 
 
+def audio_selftest(config: Config, wake_sample: Path | None = None) -> list[Health]:
+    """The devices, then the speaker → microphone loop and the wake word on them (`check --audio`)."""
+    from assistant.audio.clock import SampleClock
+    from assistant.audio.devices import PyAudioMicrophone, PyAudioSpeaker
+    from assistant.audio.wav import read_wav
+    from assistant.engines.wake import load_wake
+    from assistant.selftest import run_selftest, stored_wake_sample
+
+    rows = [Health("config", True, "valid"), *audio_rows(config)]
+    wake, wake_rows = _load("wake word", lambda: load_wake(config.wake, config.models_path))
+    rows += wake_rows
+    if not all(r.ok for r in rows):
+        return [*rows, Health("self-test", False, "not run: fix the rows above first")]
+    path = wake_sample or stored_wake_sample(config.wake.models[0])
+    clock = SampleClock()
+    a = config.audio
+    try:
+        mic = PyAudioMicrophone(a.input_device, a.input_rate, clock, queue_blocks=a.queue_blocks)
+        try:
+            speaker = PyAudioSpeaker(a.output_device, a.output_rate, clock, block_ms=a.output_block_ms)
+            try:
+                rows += asyncio.run(
+                    run_selftest(
+                        mic,
+                        speaker,
+                        clock,
+                        wake,
+                        wake_sample=None if path is None else read_wav(path),
+                        sample_path=path,
+                        threshold=config.wake.threshold,
+                    )
+                )
+            finally:
+                speaker.close()
+        finally:
+            mic.close()
+    except (AssistantError, TimeoutError) as exc:
+        rows.append(
+            Health(
+                "self-test",
+                False,
+                f"stopped: {exc or 'a device stopped delivering audio'}",
+                "see `assistant devices`; a device may be busy (another program holds it)",
+            )
+        )
+    return rows
+
+
 def render(rows: list[Health]) -> str:
     width = max(len(r.part) for r in rows)
     lines = [f"{'PART':<{width}}  STATUS  DETAIL"]
@@ -85,8 +134,8 @@ def render(rows: list[Health]) -> str:
     return "\n".join(lines)
 
 
-def run_check(config: Config) -> int:
-    rows = collect(config)
+def run_check(config: Config, *, audio: bool = False, wake_sample: Path | None = None) -> int:
+    rows = audio_selftest(config, wake_sample) if audio else collect(config)
     print(render(rows))
     failed = [r for r in rows if not r.ok]
     print(f"\n{len(rows) - len(failed)} OK, {len(failed)} FAIL", file=sys.stdout)

@@ -73,7 +73,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     config = load_config(args)
     setup_logging("warning")
-    return run_check(config)
+    return run_check(config, audio=args.audio, wake_sample=args.wake_sample)
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -136,6 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="check every part and say how to fix what fails")
     _config_args(check)
+    check.add_argument(
+        "--audio",
+        action="store_true",
+        help="self-test the audio only: play a chirp and a wake-word sample, record them, measure the noise floor",
+    )
+    check.add_argument(
+        "--wake-sample", type=Path, metavar="FILE.wav", help="with --audio: your own recording of the wake word"
+    )
     check.set_defaults(func=cmd_check)
 
     devices = sub.add_parser("devices", help="list audio devices")

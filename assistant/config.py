@@ -7,6 +7,7 @@ same defaults so that a partial file is enough.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -33,6 +34,8 @@ class AudioConfig(Section):
     output_rate: int | None = Field(default=None, ge=8000, le=192000)
     output_block_ms: int = Field(default=40, ge=10, le=50)
     queue_blocks: int = Field(default=25, ge=2, le=1000)
+    reconnect_initial_s: float = Field(default=1.0, gt=0.0, le=60.0)
+    reconnect_max_s: float = Field(default=30.0, gt=0.0, le=600.0)
 
 
 class WakeConfig(Section):
@@ -183,6 +186,29 @@ class ServerConfig(Section):
         return tuple(hosts)
 
 
+class MetricsConfig(Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    token: str | None = None
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> MetricsConfig:
+        if self.port is not None and not _is_loopback(self.host) and not self.token:
+            raise ValueError(
+                f"metrics.host = {self.host!r} is not a loopback address: set metrics.token (scrapers send it "
+                "as 'Authorization: Bearer TOKEN') or bind to 127.0.0.1"
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Config(Section):
     models_dir: str = Field(
         default_factory=lambda: os.environ.get("ASSISTANT_MODELS_DIR", "~/.local/share/assistant/models")
@@ -200,6 +226,16 @@ class Config(Section):
     button: ButtonConfig = ButtonConfig()
     sounds: SoundsConfig = SoundsConfig()
     server: ServerConfig = ServerConfig()
+    metrics: MetricsConfig = MetricsConfig()
+
+    @model_validator(mode="after")
+    def _metrics_served(self) -> Config:
+        if self.metrics.enabled and self.metrics.port is None and not self.server.enabled:
+            raise ValueError(
+                "metrics.enabled needs somewhere to serve /metrics: set metrics.port (its own listener) "
+                "or server.enabled (the realtime server's /metrics)"
+            )
+        return self
 
     @property
     def models_path(self) -> Path:
@@ -287,6 +323,9 @@ def describe(error: ValidationError, source: str) -> str:
         message = problem["msg"]
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
+        if not loc:  # a rule across sections: its message names the keys
+            lines.append(message)
+            continue
         lines.append(f"{path} = {value!r}: {message}")
     head = f"invalid configuration ({source}):"
     return "\n".join([head, *("  " + line for line in lines)])

@@ -144,6 +144,28 @@ class Muted(Event):
 
 
 @dataclass(frozen=True)
+class DeviceLost(Event):
+    """A sound device failed at run time; the assistant looks for it again every `retry_in_s` or so."""
+
+    type: ClassVar[str] = "device_lost"
+    device: str
+    """"microphone" or "speaker"."""
+    name: str
+    message: str
+    retry_in_s: float
+
+
+@dataclass(frozen=True)
+class DeviceRestored(Event):
+    """A lost sound device is open again (same configured name, maybe a new index)."""
+
+    type: ClassVar[str] = "device_restored"
+    device: str
+    name: str
+    down_s: float
+
+
+@dataclass(frozen=True)
 class TurnLatency(Event):
     """Latency breakdown of one turn, in milliseconds (None: did not happen)."""
 

@@ -13,12 +13,15 @@ import logging
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from assistant.app import Runtime, build
 from assistant.config import Config
 from assistant.device.notify import SystemdNotifier
-from assistant.events import Event
+from assistant.events import DeviceLost, DeviceRestored, Event
+
+if TYPE_CHECKING:
+    from assistant.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,42 @@ def _status_line(event: Event) -> str | None:
         return f"error: {getattr(event, 'code', '?')}: {getattr(event, 'message', '')}"
     if event.type == "muted":
         return "state: muted" if getattr(event, "muted", False) else "state: unmuted"
+    if isinstance(event, DeviceLost):
+        return f"degraded: {event.device} {event.name!r} lost ({event.message}); looking for it again"
+    if isinstance(event, DeviceRestored):
+        return f"state: {event.device} {event.name!r} back after {event.down_s:.0f} s"
     return None
+
+
+NOTICE = "My microphone stopped working. I will keep looking for it."
+"""Spoken when the microphone is lost and the speaker still works (the LEDs and STATUS say it too)."""
+
+
+class _Notices:
+    """Speaks a short notice on the speaker when the microphone is lost; owns its tasks."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def __call__(self, event: Event) -> None:
+        if not isinstance(event, DeviceLost) or event.device != "microphone":
+            return
+        task = asyncio.create_task(self._speak(NOTICE), name="device-notice")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _speak(self, text: str) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            audio = await loop.run_in_executor(self.runtime.compute_pool, self.runtime.engines.tts.synthesize, text)
+            await self.runtime.speaker.play(audio)
+        except Exception as exc:  # a notice is best effort: the log and the LEDs already say it
+            log.warning("could not speak the device notice: %s", exc)
+
+    def cancel(self) -> None:
+        for task in self.tasks:
+            task.cancel()
 
 
 async def _watchdog(notifier: SystemdNotifier, interval: float) -> None:
@@ -63,10 +101,13 @@ async def run(
                 notifier.status(line)
 
         runtime.bus.subscribe(on_event)
+        notices = _Notices(runtime)
+        runtime.bus.subscribe(notices)
         try:
             with _attach_device(runtime, config):
                 await _serve(runtime, config, notifier)
         finally:
+            notices.cancel()
             await runtime.engines.llm.aclose()  # its background host checks and connections
         notifier.stopping()
 
@@ -80,17 +121,34 @@ def _attach_device(runtime: Runtime, config: Config) -> Iterator[None]:
         yield
 
 
+def _metrics(runtime: Runtime, config: Config) -> Metrics | None:
+    """The Prometheus metrics, following the bus, when `metrics.enabled`."""
+    if not config.metrics.enabled:
+        return None
+    from assistant.metrics import Metrics
+
+    metrics = Metrics(config.llm.host)
+    runtime.bus.subscribe(metrics)
+    return metrics
+
+
 async def _serve(runtime: Runtime, config: Config, notifier: SystemdNotifier) -> None:
+    metrics = _metrics(runtime, config)
     tasks: list[asyncio.Task[None]] = []
     interval = notifier.watchdog_interval()
     if interval:
         tasks.append(asyncio.create_task(_watchdog(notifier, interval), name="watchdog"))
+    m = config.metrics
+    if metrics is not None and m.port is not None:
+        from assistant.metrics import serve_metrics
+
+        tasks.append(asyncio.create_task(serve_metrics(metrics, m.host, m.port, m.token), name="metrics"))
     if config.server.enabled:
         from assistant.realtime.server import serve
 
         tasks.append(
             asyncio.create_task(
-                serve(config, runtime.engines, executor=runtime.compute_pool), name="realtime"
+                serve(config, runtime.engines, executor=runtime.compute_pool, metrics=metrics), name="realtime"
             )
         )
     log.info("ready: listening for %s", ", ".join(config.wake.models))

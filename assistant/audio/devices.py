@@ -9,6 +9,7 @@ effect within one block (plus what the device buffer already holds).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -25,7 +26,7 @@ import pyaudio  # type: ignore[import-untyped,unused-ignore]
 import soxr
 
 from assistant.audio.clock import SampleClock
-from assistant.core.errors import FatalError
+from assistant.core.errors import AudioDeviceLost, FatalError
 from assistant.core.ports import BLOCK_SAMPLES, SAMPLE_RATE, Audio
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,11 @@ _Item: TypeAlias = "Audio | BaseException | None"  # a microphone block, a failu
 
 
 class AudioDeviceError(FatalError):
-    """A sound device is missing, busy or cannot do what was asked."""
+    """At start-up: a sound device is missing, busy or cannot do what was asked.
+
+    A device that fails once running raises `AudioDeviceLost` instead (a
+    `DeviceFault`): `assistant run` waits for it (assistant/audio/recovery.py).
+    """
 
     code = "audio_device"
 
@@ -191,7 +196,7 @@ class PyAudioMicrophone(_Device):
                  clock: SampleClock | None = None, *, queue_blocks: int = 25) -> None:
         super().__init__("input", device, rate, BLOCK_SAMPLES / SAMPLE_RATE, clock)
         self.queue: DropOldestQueue[_Item] = DropOldestQueue(queue_blocks, name="microphone")
-        self.exhausted = False  # a live device never runs out; a dead one raises AudioDeviceError
+        self.exhausted = False  # a live device never runs out; a dead one raises AudioDeviceLost
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -206,7 +211,7 @@ class PyAudioMicrophone(_Device):
         try:
             while (item := await blocks.get()) is not None:
                 if isinstance(item, BaseException):
-                    raise AudioDeviceError(f"microphone {self.device.name!r} failed: {item}") from item
+                    raise AudioDeviceLost(f"microphone {self.device.name!r} failed: {item}") from item
                 self.clock.advance(BLOCK_SAMPLES)
                 yield item
         finally:
@@ -229,7 +234,8 @@ class PyAudioMicrophone(_Device):
         except Exception as exc:  # a dead device (or a closed event loop): handed to the consumer
             end = exc
         finally:
-            self._stream.stop_stream()
+            with contextlib.suppress(OSError):  # a device that is gone cannot be stopped either
+                self._stream.stop_stream()
         if not loop.is_closed():
             loop.call_soon_threadsafe(blocks.put, end)
 
@@ -241,7 +247,8 @@ class PyAudioMicrophone(_Device):
     def close(self) -> None:
         """Stop reading and release PortAudio."""
         self._stop_reader()
-        self._stream.close()
+        with contextlib.suppress(OSError):
+            self._stream.close()
         self._pa.terminate()
 
 
@@ -257,6 +264,8 @@ class PyAudioSpeaker(_Device):
         self.latency = float(self._stream.get_output_latency())
         self._buffer_frames = int(self._stream.get_write_available())  # nothing written yet: all free
         self.blocks_written, self._on_block = 0, on_block
+        self.failure: Exception | None = None
+        """Set by the writer when the device fails; nothing more is written after it."""
         self._generation = 0  # bumped by stop(); the writer drops blocks of older generations
         self._end_t = 0.0  # clock time at which everything queued will have sounded
         self._idle_at = time.monotonic()  # monotonic time at which the device buffer runs dry
@@ -268,6 +277,8 @@ class PyAudioSpeaker(_Device):
 
     async def play(self, audio: Audio) -> float:
         """Write `audio`; return once the device took it, with the clock time it starts to sound."""
+        if self.failure is not None:
+            raise AudioDeviceLost(f"speaker {self.device.name!r} failed: {self.failure}") from self.failure
         data = np.clip(np.asarray(audio, np.float32).reshape(-1), -1.0, 1.0)
         if self.rate != SAMPLE_RATE and len(data):
             data = soxr.resample(data, SAMPLE_RATE, self.rate).astype(np.float32)
@@ -304,7 +315,7 @@ class PyAudioSpeaker(_Device):
         for blocks, generation, future, loop in iter(self._jobs.get, None):
             try:
                 for block in blocks:
-                    if generation != self._generation:
+                    if generation != self._generation or self.failure is not None:
                         break
                     self._stream.write(block)  # blocks while the device buffer is full
                     self.blocks_written += 1
@@ -312,8 +323,10 @@ class PyAudioSpeaker(_Device):
                     self._idle_at = time.monotonic() + max(0, queued) / self.rate
                     if self._on_block is not None:
                         self._on_block(self.blocks_written)
-            except Exception:  # keep serving; the device may come back
-                log.exception("speaker %r: write failed", self.device.name)
+            except Exception as exc:  # the device is gone: answer every job, write nothing more
+                if self.failure is None:
+                    log.warning("speaker %r: write failed: %s", self.device.name, exc)
+                self.failure = exc
             if not loop.is_closed():
                 loop.call_soon_threadsafe(future.set_result, None)  # only ever set here
 
@@ -322,6 +335,8 @@ class PyAudioSpeaker(_Device):
         self.stop()
         self._jobs.put(None)
         self._writer.join(timeout=2.0)
-        self._stream.stop_stream()
-        self._stream.close()
+        with contextlib.suppress(OSError):
+            self._stream.stop_stream()
+        with contextlib.suppress(OSError):
+            self._stream.close()
         self._pa.terminate()

@@ -19,7 +19,11 @@ class AssistantError(Exception):
 
 
 class FatalError(AssistantError):
-    """Start-up cannot go on (bad config, missing model): exit with status 78."""
+    """Start-up cannot go on (bad config, missing model): exit with status 78.
+
+    Only what a restart cannot fix belongs here; a fault that happens while
+    running is a `DeviceFault` or a `TurnError`, never a FatalError.
+    """
 
     exit_status = 78
 
@@ -30,6 +34,17 @@ class ConfigError(FatalError):
 
 class ModelError(FatalError):
     code = "model_missing"
+
+
+class DeviceFault(AssistantError):
+    """A device failed while running (unplugged, busy, a driver error): the
+    assistant says so, keeps its models loaded and looks for the device again."""
+
+    code = "device_fault"
+
+
+class AudioDeviceLost(DeviceFault):
+    code = "audio_device_lost"
 
 
 class TurnError(AssistantError):

@@ -21,7 +21,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from assistant.config import LedsConfig
-from assistant.events import Error, Event, EventBus, LlmHostDown, LlmHostUp, Muted, StateChanged
+from assistant.events import (
+    DeviceLost,
+    DeviceRestored,
+    Error,
+    Event,
+    EventBus,
+    LlmHostDown,
+    LlmHostUp,
+    Muted,
+    StateChanged,
+)
 
 if TYPE_CHECKING:
     from assistant.device.apa102 import SpiTransport
@@ -231,6 +241,7 @@ class Leds:
         self.driver, self.colors = driver, dict(colors or {})
         self.state, self.muted, self.showing = "idle", False, ""
         self.degraded = False
+        self.faults: set[str] = set()  # devices that are away: the error pattern stays until they are back
         self._error_hold_s, self._timer = error_hold_s, timer
         self._cancel_error: Callable[[], None] | None = None
         self._lock = threading.Lock()
@@ -247,6 +258,10 @@ class Leds:
             if not event.primary:
                 return
             self.degraded = isinstance(event, LlmHostDown)
+        elif isinstance(event, DeviceLost):
+            self.faults.add(event.device)
+        elif isinstance(event, DeviceRestored):
+            self.faults.discard(event.device)
         elif isinstance(event, Error):
             if self._cancel_error is not None:
                 self._cancel_error()
@@ -260,8 +275,8 @@ class Leds:
         self._refresh()
 
     def current(self) -> str:
-        """The pattern to show: an error, else muted, else the turn state (idle shown as degraded)."""
-        if self._cancel_error is not None:
+        """The pattern to show: an error or a lost device, else muted, else the turn state (idle shown as degraded)."""
+        if self._cancel_error is not None or self.faults:
             return "error"
         if self.muted:
             return "muted"

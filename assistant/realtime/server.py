@@ -21,7 +21,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection
@@ -38,6 +38,9 @@ from assistant.realtime.access import Access, is_loopback, resolve_model
 from assistant.realtime.protocol import Dialect
 from assistant.realtime.session import RealtimeSession
 from assistant.realtime.shared import Shared
+
+if TYPE_CHECKING:
+    from assistant.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +62,11 @@ SECURITY_HEADERS = (
 )
 
 
-def check_bind(host: str, token: str | None) -> None:
-    """Refuse (ConfigError) to listen off loopback without a token."""
+def check_bind(host: str, token: str | None, *, key: str = "server") -> None:
+    """Refuse (ConfigError) to listen off loopback without a token (`key` names the config section)."""
     if not is_loopback(host) and not token:
         raise ConfigError(
-            f"server.host = {host!r} is not a loopback address: set server.token (clients send it as "
+            f"{key}.host = {host!r} is not a loopback address: set {key}.token (clients send it as "
             "'Authorization: Bearer TOKEN') or bind to 127.0.0.1"
         )
 
@@ -72,8 +75,10 @@ class RealtimeServer:
     """Serves sessions over shared engines; use `running` to start and stop it."""
 
     def __init__(self, config: Config, engines: Engines, *, executor: Executor | None = None,
-                 shared: Shared | None = None) -> None:
+                 shared: Shared | None = None, metrics: Metrics | None = None) -> None:
         self.config = config
+        self.metrics = metrics
+        """Answers GET /metrics (under the server's token) when given."""
         self.shared = shared or Shared(config, engines, executor=executor)
         self.token = config.server.token
         self.access = Access.build(config.server.host, config.server.allowed_hosts, config.server.allowed_origins,
@@ -169,6 +174,11 @@ class RealtimeServer:
             if "upgrade" not in request.headers.get("Connection", "").lower():
                 return _text(http.HTTPStatus.UPGRADE_REQUIRED, "this is a WebSocket endpoint\n")
             return None
+        if path == "/metrics" and self.metrics is not None:
+            from assistant.metrics import respond
+
+            status, body, kind = respond(self.metrics, request.headers.get("Authorization", ""), self.token)
+            return _response(status, body, kind)
         return _static(path)
 
     @staticmethod
@@ -284,9 +294,10 @@ def _page_files() -> frozenset[str]:
 
 
 async def serve(config: Config, engines: Engines, *, host: str | None = None, port: int | None = None,
-                ready: asyncio.Event | None = None, executor: Executor | None = None) -> None:
+                ready: asyncio.Event | None = None, executor: Executor | None = None,
+                metrics: Metrics | None = None) -> None:
     """Serve the realtime API and page until cancelled (`ready` is set once listening)."""
-    server = RealtimeServer(config, engines, executor=executor)
+    server = RealtimeServer(config, engines, executor=executor, metrics=metrics)
     async with server.running(host, port):
         if ready is not None:
             ready.set()
