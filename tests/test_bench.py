@@ -36,11 +36,13 @@ def bench(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
         "--idle-seconds", "2",
         "--stt-runs", "1",
         "--soak", "0.2",
+        "--speech-count", "5",
+        "--stt-window", "full",
         "--reply", REPLY,
         "--models", str(models_dir),
         "--json", str(out),
     ]  # fmt: skip
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=480)
     assert done.returncode == 0, done.stderr[-4000:]
     return {"json": json.loads(out.read_text(encoding="utf-8")), "stdout": done.stdout}
 
@@ -119,3 +121,31 @@ def test_prints_the_machine_and_the_table(bench: dict[str, Any]) -> None:
     assert out.startswith("machine: ")
     assert "end of speech -> first audio" in out and "p50" in out
     assert "PASS" in out or "MISS" in out
+
+
+def test_speech_set_figures_are_consistent(bench: dict[str, Any]) -> None:
+    speech = bench["json"]["speech_set"]
+    full = speech["windows"]["full"]
+    assert speech["requests"] == full["requests"] == 5
+    assert sum(v["requests"] for v in full["per_voice"].values()) == 5
+    assert len(full["per_voice"]) == 5, "the first five requests are said by five voices"
+    assert 0 <= full["wakes_found"] <= 5 and 0 <= full["turns_lost"] <= full["wakes_found"]
+    assert 0.0 <= full["wer"] <= 1.5
+    stt = full["stt_ms"]
+    assert stt["n"] >= 1 and stt["p50"] <= stt["p95"] <= stt["max"] + 0.1
+    assert speech["tts_rtf"] > 0
+    misheard = {m["said"] for m in full["misheard"]}
+    assert misheard <= {
+        "what time is it",
+        "what is the date today",
+        "set a timer for ten minutes",
+        "set a timer for five minutes",
+        "cancel the timer",
+    }
+
+
+def test_thinking_barge_in_was_measured(bench: dict[str, Any]) -> None:
+    thinking = bench["json"]["thinking_barge_in"]
+    assert thinking["pairs"] == 1
+    assert thinking["ordinary_ms"]["n"] == 1
+    assert thinking["woke_while_thinking"] <= thinking["pairs"]

@@ -28,6 +28,7 @@ from assistant.events import Event
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 DYNAMIC = ("vad.complete_silence_ms=300", "vad.trailing_silence_ms=1200")
+THINKING_REPLY = "The capital of France is Paris. It lies on the river Seine."
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -58,7 +59,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--speech-count", type=int, default=None, help="only the first N requests of the speech set")
     parser.add_argument("--speech-only", action="store_true", help="run the speech set alone (no latency phases)")
     parser.add_argument(
-        "--stt-window", choices=["full", "fitted", "both"], default="both",
+        "--stt-window",
+        choices=["full", "fitted", "both"],
+        default="both",
         help="the speech set on the full Whisper window, the fitted one, or both",
     )
     parser.add_argument("--stt-threads", type=int, default=2)
@@ -275,6 +278,20 @@ async def speech_phase(bench: Bench, config: Config) -> dict[str, Any]:
     return out
 
 
+async def thinking_phase(bench: Bench, config: Config, pairs: int) -> dict[str, Any]:
+    """A wake word while the last request is still thinking: the new request's latency against an ordinary one."""
+    saved = bench.server.reply, bench.server.ttft_ms
+    # A slower first token keeps the first request thinking when the second wake word comes; the
+    # ordinary turns of the same phase wait the same, so the two are compared like for like.
+    bench.server.reply, bench.server.ttft_ms = THINKING_REPLY, 1500.0
+    try:
+        layout = script.thinking_barge_layout(bench.phrases, pairs, 3.0, bench.reply_delay_s + 1.5)
+        probe = await bench.run("thinking-barge-in", config, layout)
+    finally:
+        bench.server.reply, bench.server.ttft_ms = saved
+    return speech.thinking_barge_ins(layout.cues, [event for _, event in probe.events])
+
+
 async def run_bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     from assistant.engines.tts import load_tts
     from tests.ollama_server import OllamaTestServer
@@ -324,6 +341,9 @@ async def run_bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             barge_probe = await bench.run("barge-in", barge_config, barge_layout)
             barge = metrics.barge_ins(barge_probe)
             server.reply = args.reply
+        # 3b. A wake word while the previous request is still thinking.
+        if args.barge_ins:
+            results["thinking_barge_in"] = await thinking_phase(bench, config, args.barge_ins)
         # 4. Idle: room noise, nobody says the wake word.
         idle: dict[str, Any] = {}
         idle_probe = await bench.run(

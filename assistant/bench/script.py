@@ -193,6 +193,26 @@ def barge_layout(phrases: Phrases, count: int, reply_delay_s: float, no_speech_s
     return layout
 
 
+def thinking_barge_layout(phrases: Phrases, pairs: int, reply_s: float, reply_delay_s: float) -> Layout:
+    """Ordinary turns, each followed by a request interrupted while thinking by a second one.
+
+    The second "hey jarvis" starts 0.8 s after the first request ends: the
+    endpoint has fired (700 ms of silence), and the first turn is transcribing
+    or waiting for the LLM. Cue kinds: "turn" (ordinary), "first" (abandoned),
+    "barge" (the request said while the first was thinking).
+    """
+    layout = Layout()
+    layout.silence(1.0)
+    for _ in range(pairs):
+        cue = layout.request(phrases, "turn")
+        layout.pad_to(cue.speech_end + seconds(reply_delay_s + reply_s + 1.5))
+        first = layout.request(phrases, "first")
+        layout.pad_to(first.speech_end + seconds(0.8))
+        barge = layout.request(phrases, "barge", gap_s=0.3)
+        layout.pad_to(barge.speech_end + seconds(reply_delay_s + reply_s + 1.5))
+    return layout
+
+
 def idle_layout(idle_s: float) -> Layout:
     layout = Layout()
     layout.silence(idle_s + 2.0)  # noise is mixed in by `write`

@@ -137,3 +137,35 @@ def render(figures: dict[str, Any]) -> str:
 
 def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def thinking_barge_ins(cues: list[Any], events: list[Event]) -> dict[str, Any]:
+    """End of speech -> first audio of the requests said while a turn was thinking, against ordinary ones."""
+    bounds = [c.wake_start / SAMPLE_RATE for c in cues] + [float("inf")]
+    latency: dict[str, list[float]] = {"turn": [], "barge": []}
+    thinking_at_wake = 0
+    state = "idle"
+    for event in events:
+        if event.type == "state":
+            state = getattr(event, "state", state)
+            continue
+        index = int(np.searchsorted(bounds, event.t, side="right")) - 1
+        if index < 0:
+            continue
+        kind = cues[index].kind
+        if event.type == "wake" and kind == "barge" and state == "thinking":
+            thinking_at_wake += 1
+        value = getattr(event, "end_of_speech_to_first_audio_ms", None)
+        if event.type == "turn" and kind in latency and value is not None:
+            latency[kind].append(float(value))
+    ordinary, barge = metrics.stats(latency["turn"]), metrics.stats(latency["barge"])
+    ratio = None
+    if ordinary["p50"] and barge["p50"] is not None:
+        ratio = round(float(barge["p50"]) / float(ordinary["p50"]), 3)
+    return {
+        "pairs": sum(1 for c in cues if c.kind == "barge"),
+        "woke_while_thinking": thinking_at_wake,
+        "ordinary_ms": ordinary,
+        "after_barge_in_ms": barge,
+        "barge_over_ordinary": ratio,
+    }

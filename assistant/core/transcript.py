@@ -31,8 +31,9 @@ def _similar(a: str, b: str) -> bool:
 def _phrase_end(matches: list[re.Match[str]], words: list[str]) -> int:
     """Where a wake phrase (or its tail) ends among the first words, or 0 when it is not there."""
     for first in range(min(LOOK_AHEAD, len(matches))):
-        # The tail of the phrase may be all that was kept: "jarvis" of "hey jarvis".
-        for offset in range(len(words)):
+        # At the very start the tail may be all there is ("jarvis" of "hey jarvis"); after other
+        # words only the whole phrase counts, so "who is Jarvis" keeps its name.
+        for offset in range(len(words) if first == 0 else 1):
             expected = words[offset:]
             found = matches[first : first + len(expected)]
             if len(found) == len(expected) and all(
