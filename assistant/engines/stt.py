@@ -294,8 +294,11 @@ class WhisperCpp:
         return Decode(text, tokens, exhausted=timed_out or tokens >= budget, loops=repeats_itself(text))
 
     def warm(self) -> None:
-        """Run one short transcription so the first real one pays no set-up cost."""
-        self.transcribe(np.zeros(2 * SAMPLE_RATE, dtype=np.float32))
+        """Run one short transcription so the first real one pays no set-up cost (a failure is only logged)."""
+        try:
+            self.transcribe(np.zeros(2 * SAMPLE_RATE, dtype=np.float32))
+        except SpeechToTextFailed as exc:
+            logger.warning("stt: the warm-up transcription failed (%s); the first request pays the set-up", exc)
 
     def health(self) -> list[Health]:
         """One row for `assistant check`."""
