@@ -75,32 +75,36 @@ class TurnOutcome:
     why: str  # for a lost turn: the errors, or what never happened
 
 
-def _cue_in_use(cues: Sequence[Cue], used: set[int], wanted: int) -> int | None:
-    """The first cue from `wanted` on that no fault has taken (cue 0 is the warm-up and never taken)."""
-    return next((i for i in range(max(1, wanted), len(cues)) if i not in used), None)
+def slots(n: int) -> list[int]:
+    """The turns a fault may hit: every other one from the second, never the last, so the warm-up turn
+    is clean and every fault's turn is followed by one that must be answered."""
+    return list(range(1, n - 1, 2))
 
 
 def plan_faults(cues: Sequence[Cue], every_s: float, server_down_s: float, device_away_s: float) -> list[Fault]:
-    """The device pulled twice (at a third and two thirds of the turns), the server killed every `every_s`
-    of input; each at its own turn, in time order, kinds of trigger alternating."""
-    n = len(cues)
-    used: set[int] = set()
+    """The device pulled twice (at the slots nearest a third and two thirds of the turns), the server killed
+    every `every_s` of input (at the free slot nearest each time, if one is within half of `every_s`); in time
+    order, kinds of trigger alternating."""
+    free = slots(len(cues))
     picked: list[tuple[str, int, str]] = []
     for k, third in enumerate((1, 2)):
-        device_cue = _cue_in_use(cues, used, round(n * third / 3))
-        if device_cue is not None:
-            used.add(device_cue)
-            picked.append(("device", device_cue, "mid_reply" if k == 0 else "before_wake"))
+        if free:
+            nearest = min(free, key=lambda i: abs(i - len(cues) * third / 3))
+            free.remove(nearest)
+            picked.append(("device", nearest, "mid_reply" if k == 0 else "before_wake"))
+    last_s = cues[-1].wake_start / SAMPLE_RATE if cues else 0.0
+    after = 0  # server faults go in order: each after the one before
     for k in itertools.count():
         target_s = (k + 0.5) * every_s
-        if n == 0 or target_s > cues[-1].wake_start / SAMPLE_RATE:
+        if target_s > last_s:
             break
-        wanted = next((i for i, c in enumerate(cues) if c.wake_start / SAMPLE_RATE >= target_s), n)
-        server_cue = _cue_in_use(cues, used, wanted)
-        if server_cue is None:
-            break
-        used.add(server_cue)
-        picked.append(("server", server_cue, "before_wake" if k % 2 == 0 else "mid_reply"))
+        near = [i for i in free if i > after and abs(cues[i].wake_start / SAMPLE_RATE - target_s) <= every_s / 2]
+        if not near:
+            continue
+        after = min(near, key=lambda i: abs(cues[i].wake_start / SAMPLE_RATE - target_s))
+        free.remove(after)
+        count = sum(1 for kind, _, _ in picked if kind == "server")
+        picked.append(("server", after, "before_wake" if count % 2 == 0 else "mid_reply"))
     faults = []
     for kind, index, trigger in sorted(picked, key=lambda p: p[1]):
         cue = cues[index]
@@ -112,19 +116,22 @@ def plan_faults(cues: Sequence[Cue], every_s: float, server_down_s: float, devic
 
 
 def recoveries(outages: Sequence[Outage], events: Sequence[tuple[float, Event]]) -> list[Recovery]:
-    """For each outage: what was noticed from its start up to the next one's, and when all of it was back.
+    """For each outage: what was noticed from its start up to the next outage of its kind, and when all
+    of that was back (whenever that was).
 
     A device outage is recovered once every device lost in it is restored; a server outage once the host
     marked down is up again.  An outage nothing noticed recovered at once (its window ends when it came back).
     """
     out = []
     for index, outage in enumerate(outages):
-        until = outages[index + 1].started_at if index + 1 < len(outages) else float("inf")
+        kind = outage.fault.kind
+        until = next((o.started_at for o in outages[index + 1 :] if o.fault.kind == kind), float("inf"))
         seen = [(at, e) for at, e in events if outage.started_at <= at < until]
-        if outage.fault.kind == "device":
+        later = [(at, e) for at, e in events if at >= outage.started_at]
+        if kind == "device":
             lost = {e.device: at for at, e in seen if isinstance(e, DeviceLost)}
             back: dict[str, tuple[float, float]] = {}
-            for at, e in seen:
+            for at, e in later:
                 if isinstance(e, DeviceRestored) and e.device in lost and at >= lost[e.device] and e.device not in back:
                     back[e.device] = (at, e.t)
             noticed = tuple(sorted(lost))
@@ -134,7 +141,7 @@ def recoveries(outages: Sequence[Outage], events: Sequence[tuple[float, Event]])
             down = next((at for at, e in seen if isinstance(e, LlmHostDown)), None)
             noticed = () if down is None else ("llm",)
             up = next(
-                ((at, e.t) for at, e in seen if isinstance(e, LlmHostUp) and down is not None and at >= down), None
+                ((at, e.t) for at, e in later if isinstance(e, LlmHostUp) and down is not None and at >= down), None
             )
             done = [] if up is None else [up]
             recovered = down is None or up is not None
@@ -151,21 +158,22 @@ def recoveries(outages: Sequence[Outage], events: Sequence[tuple[float, Event]])
 
 
 def account_turns(
-    cues: Sequence[Cue],
-    events: Sequence[Event],
-    windows: Sequence[tuple[float, float]],
-    reply_window_s: float,
-    end_t: float,
+    cues: Sequence[Cue], events: Sequence[Event], windows: Sequence[tuple[float, float]], reply_window_s: float
 ) -> list[TurnOutcome]:
-    """Each scripted turn: answered or lost, and whether its span (wake word to the end of its reply's slot)
-    meets a fault window.  Answered: the LLM's reply came and was played with no error before the turn ended."""
+    """Each scripted turn: answered or lost, and whether its span meets a fault window.
+
+    Its events are those from its wake word to the next turn's (the last one's go on past the input, as
+    the loop finishes it).  Answered: the LLM's reply came and was played with no error before the turn
+    ended.  Its span runs from the wake word to the end of its slot in the script, or to its end where it
+    ran longer (a slow machine)."""
     out = []
     for index, cue in enumerate(cues):
         lo = cue.wake_start / SAMPLE_RATE
-        following = cues[index + 1].wake_start / SAMPLE_RATE if index + 1 < len(cues) else end_t
-        hi = min(following, cue.speech_end / SAMPLE_RATE + reply_window_s)
+        following = cues[index + 1].wake_start / SAMPLE_RATE if index + 1 < len(cues) else float("inf")
         mine = [e for e in events if lo <= e.t < following]
         ended = next((e for e in mine if isinstance(e, TurnLatency)), None)
+        hi = min(following, cue.speech_end / SAMPLE_RATE + reply_window_s)
+        hi = max(hi, ended.t) if ended is not None else hi
         errors = [e for e in mine if isinstance(e, Error) and (ended is None or e.t <= ended.t)]
         replied = any(isinstance(e, LlmDone) and e.text.strip() for e in mine)
         played = ended is not None and ended.end_of_speech_to_first_audio_ms is not None

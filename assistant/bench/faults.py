@@ -24,6 +24,9 @@ import gc
 import json
 import logging
 import os
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -43,14 +46,16 @@ from assistant.bench.faultplan import (
     recoveries,
 )
 from assistant.bench.probe import TimedStt, TimedTts, monotonic_to_perf, read_status
-from assistant.bench.runner import Bench, make_config, progress
+from assistant.bench.runner import ROOT, Bench, make_config, progress
 from assistant.bench.script import Phrases, ReplyPlan
 from assistant.core.ports import SAMPLE_RATE
-from assistant.events import Event, EventBus
+from assistant.events import DeviceLost, DeviceRestored, Event, EventBus, LlmHostDown, LlmHostUp
 
 log = logging.getLogger(__name__)
 DEVICE = "soak-usb"
+MODEL = "bench-model"  # the model make_config asks for
 TRIGGER_TIMEOUT_S = 30.0  # a trigger event that does not come: inject the fault anyway
+RECOVERY_WAIT_S = 60.0  # the next fault waits this long at most for the last one to be recovered
 RECOVERY_GOAL_S = 10.0
 RSS_GOAL_MB = 5.0
 
@@ -105,21 +110,78 @@ class Recorder:
 
     def __init__(self, on_event: Callable[[Event], None]) -> None:
         self.events: list[tuple[float, Event]] = []
+        self.down: set[str] = set()  # devices lost and "llm" while the primary host is down
+        self.settled = asyncio.Event()
+        self.settled.set()
         self._on_event = on_event
 
     def __call__(self, event: Event) -> None:
         if event.type in self.KEPT:
             self.events.append((time.perf_counter(), event))
+        if isinstance(event, DeviceLost):
+            self.down.add(event.device)
+        elif isinstance(event, DeviceRestored):
+            self.down.discard(event.device)
+        elif isinstance(event, LlmHostDown) and event.primary:
+            self.down.add("llm")
+        elif isinstance(event, LlmHostUp) and event.primary:
+            self.down.discard("llm")
+        if self.down:
+            self.settled.clear()
+        else:
+            self.settled.set()
         self._on_event(event)
+
+
+class ServerProcess:
+    """The Ollama test server in a process of its own, killed (SIGKILL) and started again on its port.
+
+    Apart, so that what the soak measures (RSS, descriptors, threads) is the assistant's alone, and a
+    kill is a real one: connections reset, the port refuses until the new process listens.
+    """
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        with socket.socket() as probe:  # a free port, kept across restarts
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._argv = [sys.executable, "-m", "tests.ollama_server", "--port", str(self.port), "--models", MODEL]
+        self._argv += ["--ttft-ms", str(args.ttft_ms), "--tokens-per-s", str(args.tokens_per_s), "--reply", args.reply]
+        self._process: subprocess.Popen[str] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None
+
+    def start(self) -> None:
+        """Start it and return once it listens."""
+        if self._process is not None:
+            return
+        process = subprocess.Popen(self._argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert process.stdout is not None
+        line = process.stdout.readline()  # "listening on URL" once the port is bound
+        if not line.startswith("listening"):
+            process.kill()
+            process.wait()
+            process.stdout.close()
+            raise RuntimeError(f"the Ollama test server did not start: {' '.join(self._argv)}")
+        self._process = process
+
+    def kill(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
 
 
 class Injector:
     """Takes the server or the device away at each planned fault and gives it back after `out_s`."""
 
-    def __init__(self, runtime: Runtime, server: Any, plug: Plug, perf_of: Any) -> None:
-        self.runtime, self.server, self.plug = runtime, server, plug
+    def __init__(self, runtime: Runtime, server: ServerProcess, plug: Plug, recorder: Recorder) -> None:
+        self.runtime, self.server, self.plug, self.recorder = runtime, server, plug, recorder
         self.outages: list[Outage] = []
-        self._perf = perf_of
 
     async def run(self, faults: Sequence[Fault]) -> None:
         clock = self.runtime.clock
@@ -129,11 +191,11 @@ class Injector:
                 kind = "llm_first_token" if fault.kind == "server" else "audio_started"
                 if await next_event(self.runtime.bus, kind, TRIGGER_TIMEOUT_S) is None:
                     log.warning("fault soak: no %s for the %s fault at turn %d", kind, fault.kind, fault.cue)
-            started_at, started_t = self._perf(), clock.now()
+            started_at, started_t = time.perf_counter(), clock.now()
             progress(f"fault: {fault.kind} away for {fault.out_s:.0f} s ({fault.trigger}, turn {fault.cue})")
             try:
                 if fault.kind == "server":
-                    await asyncio.to_thread(self.server.stop)  # drops every connection, refuses new ones
+                    self.server.kill()
                 else:
                     self.plug.pull()
                 await asyncio.sleep(fault.out_s)
@@ -142,7 +204,12 @@ class Injector:
                     await asyncio.to_thread(self.server.start)  # the same port, no model loaded
                 else:
                     self.plug.insert()
-            self.outages.append(Outage(fault, started_at, started_t, self._perf(), clock.now()))
+            self.outages.append(Outage(fault, started_at, started_t, time.perf_counter(), clock.now()))
+            try:  # one fault at a time: the next is armed once this one is recovered
+                await asyncio.wait_for(self.recorder.settled.wait(), RECOVERY_WAIT_S)
+            except TimeoutError:
+                log.warning("fault soak: still down %.0f s after the %s came back: %s", RECOVERY_WAIT_S,
+                            fault.kind, ", ".join(sorted(self.recorder.down)))  # fmt: skip
 
 
 async def run_soak(bench: Bench, config: Any, minutes: float, args: argparse.Namespace) -> dict[str, Any]:
@@ -168,7 +235,7 @@ async def run_soak(bench: Bench, config: Any, minutes: float, args: argparse.Nam
     ) as rt:
         tape.busy = lambda: rt.assistant.busy
         rt.bus.subscribe(recorder)
-        injector = Injector(rt, bench.server, plug, time.perf_counter)
+        injector = Injector(rt, bench.server, plug, recorder)
 
         async def drive() -> None:
             await injector.run(faults)
@@ -187,8 +254,6 @@ async def run_soak(bench: Bench, config: Any, minutes: float, args: argparse.Nam
             with contextlib.suppress(asyncio.CancelledError):
                 await driver
             plug.insert()
-            if not bench.server.running:
-                bench.server.start()
     await bench.engines.llm.aclose()
     after_close = resources(0.0, collect=True)
     if args.keep is not None:  # the events kept, with their wall times, beside the WAV
@@ -197,7 +262,7 @@ async def run_soak(bench: Bench, config: Any, minutes: float, args: argparse.Nam
                 out.write(json.dumps({"perf": round(at, 4), **event.to_dict()}) + "\n")
     events = [e for _, e in recorder.events]
     found = recoveries(injector.outages, recorder.events)
-    turns = account_turns(layout.cues, events, [r.window for r in found], reply_window_s, tape.seconds)
+    turns = account_turns(layout.cues, events, [r.window for r in found], reply_window_s)
     wakes = sum(1 for e in events if e.type == "wake")
     return summarise(
         {
@@ -248,6 +313,7 @@ def summarise(
     out["fds_after_warmup"], out["fds_end"] = warm["fds"], end["fds"]
     out["fds_max"] = max(s["fds"] for s in trail)
     out["threads_after_warmup"], out["threads_end"] = warm["threads"], end["threads"]
+    out["threads_max"] = max(s["threads"] for s in trail)
     out["after_close"] = after_close
     out["samples"] = samples["turns"]
     all_back = bool(found) and all(r.recovered for r in found)
@@ -287,7 +353,7 @@ def render(r: dict[str, Any]) -> str:
     lines.append(
         f"RSS warm -> end: {r['rss_after_warmup_mb']} -> {r['rss_end_mb']} MB ({r['rss_growth_mb']:+}); "
         f"fds {r['fds_after_warmup']} -> {r['fds_end']} (max {r['fds_max']}); "
-        f"threads {r['threads_after_warmup']} -> {r['threads_end']}"
+        f"threads {r['threads_after_warmup']} -> {r['threads_end']} (max {r['threads_max']})"
     )
     for g in r["goals"]:
         lines.append(f"  {'PASS' if g['met'] else 'MISS'}  {g['goal']} ({g['value']})")
@@ -295,14 +361,12 @@ def render(r: dict[str, Any]) -> str:
 
 
 async def fault_soak(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    from tests.ollama_server import OllamaTestServer
-
     progress("making speech with espeak-ng")
     phrases = Phrases.make()
     results: dict[str, Any] = {"machine": report.machine()}
-    with OllamaTestServer(
-        models=["bench-model"], reply=args.reply, ttft_ms=args.ttft_ms, tokens_per_s=args.tokens_per_s
-    ) as server:
+    server = ServerProcess(args)
+    await asyncio.to_thread(server.start)
+    try:
         overrides = [f"audio.input_device={DEVICE}", f"audio.output_device={DEVICE}"]
         config = make_config(args, server.url, overrides)
         plan = ReplyPlan.of(args.reply, config.tts.first_chunk_min_chars)
@@ -313,6 +377,8 @@ async def fault_soak(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         engines = replace(engines, stt=stt, tts=tts)
         bench = Bench(args, folder, server, engines, stt, tts, plan, phrases, reply_s, monotonic_to_perf())
         results["soak"] = await run_soak(bench, config, args.soak, args)
+    finally:
+        server.kill()
     return results
 
 
