@@ -7,6 +7,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,17 @@ import pytest
 from assistant.audio.clock import SampleClock
 from assistant.audio.recovery import AudioLink
 from assistant.bench.faultdevices import Plug, PluggedSpeaker, Tape, openers
-from assistant.bench.faultplan import Fault, Outage, account_turns, plan_faults, recoveries, slots
+from assistant.bench.faultplan import (
+    Fault,
+    Outage,
+    Recovery,
+    TurnOutcome,
+    account_turns,
+    plan_faults,
+    recoveries,
+    slots,
+)
+from assistant.bench.faultreport import render, summarise
 from assistant.bench.script import Cue
 from assistant.core.errors import AudioDeviceLost
 from assistant.core.ports import BLOCK_SAMPLES, SAMPLE_RATE
@@ -195,7 +206,7 @@ def fault_soak(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
         missing("espeak-ng and sox are needed (scripts/setup --test installs them)")
     out = tmp_path_factory.mktemp("faults") / "faults.json"
     command = [
-        str(ROOT / "scripts" / "bench"),
+        sys.executable, str(ROOT / "scripts" / "bench"),
         "--soak", "2.5", "--faults", "--reply", REPLY,
         "--fault-every-min", "0.5", "--server-down-s", "3", "--device-away-s", "3",
         "--models", str(models_dir),
@@ -227,3 +238,45 @@ def test_the_fault_soak_recovers_every_fault_in_one_process(fault_soak: dict[str
 def test_plan_puts_a_server_fault_at_the_slot_nearest_its_time_even_just_before_it() -> None:
     plan = plan_faults(cues(7), every_s=60.0, server_down_s=5.0, device_away_s=5.0)
     assert [(f.kind, f.cue) for f in plan] == [("server", 1), ("device", 3), ("device", 5)]  # turn 1 at 31 s
+
+
+def test_summary_goals_and_the_growth_after_the_first_faults() -> None:
+    turns = [
+        TurnOutcome(0, 3.0, True, False, ""),
+        TurnOutcome(1, 31.0, False, True, "llm_unreachable: refused"),
+        TurnOutcome(2, 59.0, True, False, ""),
+        TurnOutcome(3, 87.0, False, True, "audio_device_lost: gone"),
+        TurnOutcome(4, 115.0, True, False, ""),
+    ]
+    found = [
+        Recovery("server", 1, "before_wake", 10.0, ("llm",), True, 2.5, (30.0, 45.0)),
+        Recovery("device", 3, "mid_reply", 10.0, ("microphone", "speaker"), True, 11.0, (90.0, 105.0)),
+    ]
+
+    def sample(t: float, rss: float, fds: int = 13) -> dict[str, float]:
+        return {"t": t, "rss_mb": rss, "fds": fds, "threads": 9}
+
+    samples = {
+        "warm": sample(25, 600.0),
+        "turns": [sample(25, 600.0), sample(50, 604.0), sample(80, 606.0), sample(110, 607.0, 14)],
+        "end": sample(140, 607.5),
+    }
+    out = summarise({"process_restarts": 0}, turns, found, samples, sample(0, 607.0))
+    assert (out["turns_completed"], out["turns_lost_in_fault_windows"], out["turns_lost_outside_fault_windows"]) == (
+        3,
+        2,
+        0,
+    )
+    assert out["rss_growth_mb"] == 7.5 and out["rss_after_first_faults_mb"] == 607.0  # the first turn after 105 s
+    assert out["rss_growth_after_first_faults_mb"] == 0.5 and out["fds_max"] == 14
+    assert out["recovery_s_max"] == {"server": 2.5, "device": 11.0}
+    met = {g["goal"]: g["met"] for g in out["goals"]}
+    assert met == {
+        "0 process restarts for device and server faults": True,
+        "every fault recovered within 10 s of coming back": False,  # the device took 11 s
+        "0 turns lost outside the fault windows": True,
+        "RSS growth <= 5 MB after warm-up": False,
+        "flat file-descriptor count": True,
+    }
+    printed = render({"minutes": 2, "input_s": 140, "wall_s": 100, "false_wakes": 0, **out})
+    assert "MISS  every fault recovered" in printed and "device turn   3" in printed

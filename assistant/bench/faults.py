@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from assistant.bench.faultplan import (
     plan_faults,
     recoveries,
 )
+from assistant.bench.faultreport import render, summarise
 from assistant.bench.probe import TimedStt, TimedTts, monotonic_to_perf, read_status
 from assistant.bench.runner import ROOT, Bench, make_config, progress
 from assistant.bench.script import Phrases, ReplyPlan
@@ -56,8 +57,6 @@ DEVICE = "soak-usb"
 MODEL = "bench-model"  # the model make_config asks for
 TRIGGER_TIMEOUT_S = 30.0  # a trigger event that does not come: inject the fault anyway
 RECOVERY_WAIT_S = 60.0  # the next fault waits this long at most for the last one to be recovered
-RECOVERY_GOAL_S = 10.0
-RSS_GOAL_MB = 5.0
 
 
 def open_fds() -> int:
@@ -286,78 +285,6 @@ async def run_soak(bench: Bench, config: Any, minutes: float, args: argparse.Nam
         samples,
         after_close,
     )
-
-
-def summarise(
-    out: dict[str, Any], turns: Any, found: Sequence[Any], samples: dict[str, Any], after_close: dict[str, float]
-) -> dict[str, Any]:
-    """The figures and the goals, from the run's turns, recoveries and resource samples."""
-    out["turns_expected"] = len(turns)
-    out["turns_completed"] = sum(1 for t in turns if t.completed)
-    out["turns_lost_in_fault_windows"] = sum(1 for t in turns if not t.completed and t.in_window)
-    lost_outside = [t for t in turns if not t.completed and not t.in_window]
-    out["turns_lost_outside_fault_windows"] = len(lost_outside)
-    out["lost_outside"] = [asdict(t) for t in lost_outside[:20]]
-    out["faults"] = [r.as_dict() for r in found]
-    times = [r.recovery_s for r in found if r.recovery_s is not None]
-    out["recovery_s_max"] = {
-        kind: max((r.recovery_s for r in found if r.kind == kind and r.recovery_s is not None), default=None)
-        for kind in ("server", "device")
-    }
-    out["faults_recovered"] = sum(1 for r in found if r.recovered)
-    warm = samples.get("warm") or samples.get("end") or after_close
-    end = samples.get("end") or after_close
-    trail = [warm, *samples["turns"], end]
-    out["rss_after_warmup_mb"], out["rss_end_mb"] = warm["rss_mb"], end["rss_mb"]
-    out["rss_growth_mb"] = round(end["rss_mb"] - warm["rss_mb"], 1)
-    out["fds_after_warmup"], out["fds_end"] = warm["fds"], end["fds"]
-    out["fds_max"] = max(s["fds"] for s in trail)
-    out["threads_after_warmup"], out["threads_end"] = warm["threads"], end["threads"]
-    out["threads_max"] = max(s["threads"] for s in trail)
-    out["after_close"] = after_close
-    out["samples"] = samples["turns"]
-    all_back = bool(found) and all(r.recovered for r in found)
-    out["goals"] = [
-        goal("0 process restarts for device and server faults", out["process_restarts"], out["process_restarts"] == 0),
-        goal(
-            f"every fault recovered within {RECOVERY_GOAL_S:.0f} s of coming back",
-            max(times, default=None),
-            all_back and max(times, default=0.0) <= RECOVERY_GOAL_S,
-        ),
-        goal("0 turns lost outside the fault windows", len(lost_outside), not lost_outside),
-        goal(f"RSS growth <= {RSS_GOAL_MB:.0f} MB after warm-up", out["rss_growth_mb"], out["rss_growth_mb"] <= 5),
-        goal("flat file-descriptor count", f"{warm['fds']} -> {end['fds']}", end["fds"] <= warm["fds"]),
-    ]
-    return out
-
-
-def goal(name: str, value: Any, met: bool) -> dict[str, Any]:
-    return {"goal": name, "value": value, "met": met}
-
-
-def render(r: dict[str, Any]) -> str:
-    """The fault soak as a few lines of text."""
-    lines = [
-        f"fault soak: {r['minutes']} min of input ({r['input_s']} s) in {r['wall_s']} s; "
-        f"process restarts {r['process_restarts']}" + (f" (crash: {r['crash']})" if r.get("crash") else ""),
-        f"turns: {r['turns_completed']}/{r['turns_expected']} completed; lost in fault windows "
-        f"{r['turns_lost_in_fault_windows']}, outside {r['turns_lost_outside_fault_windows']}; "
-        f"false wakes {r['false_wakes']}",
-    ]
-    for f in r["faults"]:
-        took = "never" if f["recovery_s"] is None else f"{f['recovery_s']:.2f} s"
-        lines.append(
-            f"  {f['kind']:<6} turn {f['cue']:>3} {f['trigger']:<11} away {f['away_s']:5.1f} s; "
-            f"noticed: {', '.join(f['noticed']) or 'nothing'}; recovered {took} after coming back"
-        )
-    lines.append(
-        f"RSS warm -> end: {r['rss_after_warmup_mb']} -> {r['rss_end_mb']} MB ({r['rss_growth_mb']:+}); "
-        f"fds {r['fds_after_warmup']} -> {r['fds_end']} (max {r['fds_max']}); "
-        f"threads {r['threads_after_warmup']} -> {r['threads_end']} (max {r['threads_max']})"
-    )
-    for g in r["goals"]:
-        lines.append(f"  {'PASS' if g['met'] else 'MISS'}  {g['goal']} ({g['value']})")
-    return "\n".join(lines)
 
 
 async def fault_soak(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
