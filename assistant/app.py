@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DeviceOpeners = Callable[[SampleClock], dict[str, Callable[[], Any]]]
+"""Given the runtime's clock: an opener per device kind ("microphone", "speaker") standing in for pyaudio's."""
+
 
 @dataclass
 class Engines:
@@ -97,8 +100,13 @@ def build(
     events: IO[str] | None = None,
     engines: Engines | None = None,
     sounds: dict[str, Audio] | None = None,
+    devices: DeviceOpeners | None = None,
 ) -> Iterator[Runtime]:
-    """Build the assistant on real engines and devices (or WAV files)."""
+    """Build the assistant on real engines and devices (or WAV files).
+
+    `devices` replaces the pyaudio openers where no WAV is given; those devices still go through
+    `AudioLink` and its recovery (the fault soak, assistant/bench/faults.py, opens failing ones).
+    """
     with ExitStack() as stack:
         bus = EventBus()
         if events is not None:
@@ -106,7 +114,7 @@ def build(
         engines = engines or load_engines(config)
         clock = SampleClock()
         stack.callback(engines.llm.subscribe(bus.publish, clock.now))
-        mic, speaker = open_audio(config, clock, input_wav, output_wav, fast, stack, bus)
+        mic, speaker = open_audio(config, clock, input_wav, output_wav, fast, stack, bus, devices)
         audio_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="audio"))
         compute_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="compute"))
         history = History(config.llm.system_prompt, config.conversation.max_turns, config.conversation.forget_after_s)
@@ -158,19 +166,22 @@ def open_audio(
     fast: bool,
     stack: ExitStack,
     bus: EventBus | None = None,
+    devices: DeviceOpeners | None = None,
 ) -> tuple[Microphone, Speaker]:
-    """The microphone and speaker: WAV files where given, else pyaudio devices that survive faults."""
+    """The microphone and speaker: WAV files where given, else pyaudio devices (or `devices`') that survive faults."""
     from assistant.audio.wav import WavMicrophone, WavSpeaker
 
     a = config.audio
-    openers: dict[str, Callable[[], Any]] = {}
-    if input_wav is None:
+    given = devices(clock) if devices is not None else {}
+    wanted = {"microphone": input_wav is None, "speaker": output_wav is None}
+    openers: dict[str, Callable[[], Any]] = {kind: opener for kind, opener in given.items() if wanted.get(kind)}
+    if input_wav is None and "microphone" not in openers:
         from assistant.audio.devices import PyAudioMicrophone
 
         openers["microphone"] = lambda: PyAudioMicrophone(
             a.input_device, a.input_rate, clock, queue_blocks=a.queue_blocks
         )
-    if output_wav is None:
+    if output_wav is None and "speaker" not in openers:
         from assistant.audio.devices import PyAudioSpeaker
 
         openers["speaker"] = lambda: PyAudioSpeaker(a.output_device, a.output_rate, clock, block_ms=a.output_block_ms)
