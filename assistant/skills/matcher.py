@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+import jellyfish
 import yaml
 from hassil import Intents, RecognizeResult, SlotList, TextSlotList, recognize_best
 from home_assistant_intents import get_intents
 
-from assistant.skills.spoken import BadValue, parse_clock, parse_duration, split_day
+from assistant.skills.spoken import BadValue, parse_clock, parse_duration, say_duration, split_day, to_digits
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +124,8 @@ class IntentMatcher:
             else None
         )
         self.max_timer_s = max_timer_s
+        self._sounds = _sound_index(primary, fallback)
+        self.match("what time is it")  # hassil builds its tries on first use: pay that now
 
     def clean(self, text: str) -> str:
         """The transcript as matched: wake word and edge punctuation off, hyphens and a.m./p.m. tidied."""
@@ -134,10 +137,33 @@ class IntentMatcher:
         return _WAKE_PUNCT.sub("", cleaned)
 
     def match(self, text: str) -> Match | None:
-        """The intent and canonical slots of `text`, or None when it is not the device's own."""
+        """The intent and canonical slots of `text`, or None when it is not the device's own.
+
+        What Whisper wrote is tried as it is first; only if nothing matches, words
+        that sound like a template word ("console" for "cancel") are replaced, and
+        then a mangled first word (the clipped onset: "Check the volume to 3") is dropped.
+        """
         cleaned = self.clean(text)
         if not cleaned:
             return None
+        tried = set()
+        for candidate in (cleaned, self._sound_alike(cleaned)):
+            for variant in (candidate, _drop_first_word(candidate)):
+                if variant and variant not in tried:
+                    tried.add(variant)
+                    if (match := self._match(variant)) is not None:
+                        return match
+        return None
+
+    def _sound_alike(self, text: str) -> str:
+        words = text.split()
+        for index, word in enumerate(words):
+            bare = word.strip(".,!?;:")
+            if bare.isalpha() and bare not in self._sounds.words:
+                words[index] = self._sounds.codes.get(jellyfish.metaphone(bare), word)
+        return " ".join(words)
+
+    def _match(self, cleaned: str) -> Match | None:
         for intents, skip_words in self._passes:
             result = recognize_best(
                 cleaned,
@@ -163,6 +189,35 @@ class IntentMatcher:
         return slots
 
 
+@dataclass(frozen=True)
+class _Sounds:
+    words: frozenset[str]
+    codes: dict[str, str]  # metaphone code -> the one template word with that sound
+
+
+def _sound_index(*dicts: dict[str, Any]) -> _Sounds:
+    """Every literal word of the templates, and the words whose sound (metaphone) is unique."""
+    texts: list[str] = []
+    for data in dicts:
+        for intent in data["intents"].values():
+            texts.extend(sentence for block in intent["data"] for sentence in block["sentences"])
+        texts.extend(str(rule) for rule in data.get("expansion_rules", {}).values())
+    words = set()
+    for text in texts:
+        words.update(re.findall(r"[a-z']+", re.sub(r"\{[^}]*\}|<[^>]*>", " ", text.lower())))
+    by_code: dict[str, set[str]] = {}
+    for word in words:
+        if len(word) >= 4:  # short words sound alike too easily
+            by_code.setdefault(jellyfish.metaphone(word), set()).add(word)
+    codes = {code: next(iter(found)) for code, found in by_code.items() if len(found) == 1}
+    return _Sounds(frozenset(words), codes)
+
+
+def _drop_first_word(text: str) -> str:
+    words = text.split()
+    return " ".join(words[1:]) if len(words) >= 3 else ""
+
+
 def _number(value: Any) -> float:
     return float(value) if not isinstance(value, str) else float(value.strip())
 
@@ -182,6 +237,8 @@ def _bad(slot: str, exc: BadValue) -> BadValue:
 
 def _resolve_into(slots: dict[str, Any], raw: dict[str, Any], text: str, max_timer_s: float | None) -> None:
     if (duration := _seconds(raw, "")) is not None:
+        if max_timer_s is not None and duration > max_timer_s:
+            raise _bad("duration", BadValue(f"That's too long. The longest timer is {say_duration(max_timer_s)}."))
         slots["duration_s"] = duration
     if (start := _seconds(raw, "start_")) is not None:
         slots["start_s"] = start
@@ -197,6 +254,16 @@ def _resolve_into(slots: dict[str, Any], raw: dict[str, Any], text: str, max_tim
         level = _number(raw["volume_level"])
         said_percent = re.search(r"%|percent", text) is not None
         slots["level_pct"] = round(level * 10 if level <= 10 and not said_percent else level)
+    if "volume_text" in raw:
+        said = str(raw["volume_text"])
+        number = re.search(r"-?\d+(?:\.\d+)?", to_digits(said))
+        if number is None:
+            raise _bad("level", BadValue(f"I didn't catch the volume: {said}. Say a level from 0 to 100 percent."))
+        level = float(number.group())
+        scaled = level * 10 if 0 <= level <= 10 and re.search(r"%|percent", said) is None else level
+        if not 0 <= scaled <= 100:
+            raise _bad("level", BadValue(f"The volume goes from 0 to 100 percent, not {number.group()}."))
+        slots["level_pct"] = round(scaled)
     if "volume_step" in raw:
         step = raw["volume_step"]
         if isinstance(step, str):

@@ -63,7 +63,7 @@ class Skills:
             volume_step_pct=settings.volume_step_pct,
             max_timer_s=settings.max_timer_s,
         )
-        self._matcher = matcher
+        self._matcher: IntentMatcher | None = None
         if settings.enabled:
             self._matcher = matcher or IntentMatcher(settings.strip_words, max_timer_s=settings.max_timer_s)
             self._restore(now)

@@ -47,6 +47,7 @@ _NEGATIVE = re.compile(r"\b(minus|negative)\b|(?<![\w.])-\s*\d")
 def to_digits(text: str) -> str:
     """Lower-case, tidy the forms Whisper writes (a.m., o'clock, hyphens), number words to digits."""
     text = text.lower().replace("½", " and a half")
+    text = re.sub(r"\b(\d+)(?:st|nd|rd|th)\b", r"\1", text)  # "8th 30": Whisper's "eight thirty"
     text = re.sub(r"(?<=\d)(?=[a-z])", " ", text)  # 6.45pm, 10min
     text = re.sub(r"\ba\.?\s?m\b\.?", " am ", text)
     text = re.sub(r"\bp\.?\s?m\b\.?", " pm ", text)
@@ -55,6 +56,7 @@ def to_digits(text: str) -> str:
     text = re.sub(r"[,!?;\"]", " ", text)
     text = re.sub(r"\.(?!\d)", " ", text)  # keep 7.30, drop sentence stops
     text = alpha2digit(" ".join(text.split()), "en", threshold=0)
+    text = re.sub(r"\b(\d+)(?:st|nd|rd|th)\b", r"\1", text)  # number words can become ordinals too
     return " ".join(text.split())
 
 
