@@ -351,3 +351,14 @@ def test_tool_calls_and_speech_share_one_state(matcher: IntentMatcher, tmp_path:
     assert skills.call_tool("cancel_timer", {"all": True}, 30.0) == "You don't have any timers."
     assert skills.call_tool("set_volume", {"level_pct": 20}, 30.0) == "Volume 20 percent."
     assert skills.gain == pytest.approx(0.2)
+
+
+def test_config_names_a_bad_time_zone() -> None:
+    from assistant import config as config_module
+    from assistant.core.errors import ConfigError
+
+    assert config_module.load(overrides=["skills.timezone=Europe/Berlin"]).skills.timezone == "Europe/Berlin"
+    with pytest.raises(ConfigError) as caught:
+        config_module.load(overrides=["skills.timezone=Mars/Olympus"])
+    assert "skills.timezone = 'Mars/Olympus'" in str(caught.value)
+    assert "IANA" in str(caught.value)
