@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -209,6 +210,31 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+class SkillsConfig(Section):
+    enabled: bool = True
+    timezone: str | None = None
+    clock: Literal["12h", "24h"] = "12h"
+    ring_s: float = Field(default=6.0, ge=1.0, le=600.0)
+    ring_timeout_s: float = Field(default=300.0, ge=0.0, le=3600.0)
+    max_timers: int = Field(default=10, ge=1, le=100)
+    max_timer_s: float = Field(default=86400.0, gt=0.0, le=7 * 86400.0)
+    volume_step_pct: int = Field(default=10, ge=1, le=50)
+    strip_words: tuple[str, ...] = ("hey jarvis", "jarvis")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "unknown time zone: use an IANA name such as Europe/Berlin, or null for the system's"
+            ) from None
+        return value
+
+
 class Config(Section):
     models_dir: str = Field(
         default_factory=lambda: os.environ.get("ASSISTANT_MODELS_DIR", "~/.local/share/assistant/models")
@@ -227,6 +253,7 @@ class Config(Section):
     sounds: SoundsConfig = SoundsConfig()
     server: ServerConfig = ServerConfig()
     metrics: MetricsConfig = MetricsConfig()
+    skills: SkillsConfig = SkillsConfig()
 
     @model_validator(mode="after")
     def _metrics_served(self) -> Config:
