@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from assistant.core.errors import ConfigError
 
@@ -63,6 +63,27 @@ class VadConfig(Section):
     no_speech_timeout_s: float = Field(default=5.0, gt=0.0, le=120.0)
     max_utterance_s: float = Field(default=15.0, gt=0.5, le=120.0)
     threads: int = Field(default=1, ge=1, le=64)
+
+
+class TurnConfig(Section):
+    mode: Literal["smart_turn", "silence"] = "smart_turn"
+    model: str = "smart-turn-v3.2"
+    check_silence_ms: int = Field(default=200, ge=32, le=2000)
+    recheck_ms: int = Field(default=100, ge=100, le=2000)
+    max_silence_ms: int = Field(default=1600, ge=200, le=10000)
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    transcript_check: bool = True
+    threads: int = Field(default=1, ge=1, le=64)
+    accelerator: Accelerator = "auto"
+
+    @model_validator(mode="after")
+    def _max_after_check(self) -> TurnConfig:
+        if self.max_silence_ms <= self.check_silence_ms:
+            raise ValueError(
+                f"turn.max_silence_ms ({self.max_silence_ms}) must be longer than "
+                f"turn.check_silence_ms ({self.check_silence_ms})"
+            )
+        return self
 
 
 class SttConfig(Section):
@@ -145,6 +166,7 @@ class Config(Section):
     audio: AudioConfig = AudioConfig()
     wake: WakeConfig = WakeConfig()
     vad: VadConfig = VadConfig()
+    turn: TurnConfig = TurnConfig()
     stt: SttConfig = SttConfig()
     llm: LlmConfig = LlmConfig()
     tts: TtsConfig = TtsConfig()
