@@ -39,6 +39,8 @@ class Engines:
     stt: Any
     llm: LlmChain
     tts: Any
+    turn: Any = None
+    """The end-of-turn model (None when turn.mode is silence)."""
 
 
 def load_engines(config: Config, *, warm: bool = True) -> Engines:
@@ -46,6 +48,7 @@ def load_engines(config: Config, *, warm: bool = True) -> Engines:
     from assistant.engines.llm_chain import build_llm
     from assistant.engines.stt import load_stt
     from assistant.engines.tts import load_tts
+    from assistant.engines.turn import load_turn
     from assistant.engines.vad import load_vad
     from assistant.engines.wake import load_wake
 
@@ -56,10 +59,13 @@ def load_engines(config: Config, *, warm: bool = True) -> Engines:
         stt=load_stt(config.stt, models),
         llm=build_llm(config.llm),
         tts=load_tts(config.tts, models),
+        turn=load_turn(config.turn, models) if config.turn.mode == "smart_turn" else None,
     )
     if warm:
         engines.stt.warm()
         engines.tts.warm()
+        if engines.turn is not None:
+            engines.turn.warm()
     return engines
 
 
@@ -73,7 +79,28 @@ def endpoint_settings(config: Config) -> EndpointSettings:
         min_speech_s=vad.min_speech_ms / 1000,
         no_speech_timeout_s=vad.no_speech_timeout_s,
         max_utterance_s=vad.max_utterance_s,
+        **turn_settings(config),
     )
+
+
+def turn_settings(config: Config) -> dict[str, Any]:
+    """The end-of-turn model's part of the endpoint settings (none in silence mode)."""
+    turn = config.turn
+    if turn.mode != "smart_turn":
+        return {}
+    return {
+        "turn_check_s": turn.check_silence_ms / 1000,
+        "turn_recheck_s": turn.recheck_ms / 1000,
+        "turn_max_silence_s": turn.max_silence_ms / 1000,
+        "turn_threshold": turn.threshold,
+        "turn_needs_hint": turn.transcript_check,
+    }
+
+
+def speculative_stt(config: Config) -> bool:
+    """Whether pauses are transcribed speculatively (the transcript rule, alone or with Smart Turn)."""
+    smart = config.turn.mode == "smart_turn" and config.turn.transcript_check
+    return config.vad.complete_silence_ms is not None or smart
 
 
 @dataclass
@@ -117,6 +144,14 @@ def build(
         mic, speaker = open_audio(config, clock, input_wav, output_wav, fast, stack, bus, devices)
         audio_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="audio"))
         compute_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="compute"))
+        turn_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="turn"))
+        detector = engines.turn
+        if config.turn.mode != "smart_turn":
+            detector = None
+        elif detector is None:  # engines loaded for another mode: add the model this config needs
+            from assistant.engines.turn import load_turn
+
+            detector = load_turn(config.turn, config.models_path)
         history = History(config.llm.system_prompt, config.conversation.max_turns, config.conversation.forget_after_s)
         turn = Turn(
             stt=engines.stt,
@@ -148,10 +183,12 @@ def build(
                 preroll_s=config.wake.preroll_ms / 1000,
                 follow_up_s=config.conversation.follow_up_s,
                 warm_on_wake=config.llm.warm_on_wake,
-                speculative_stt=config.vad.complete_silence_ms is not None,
+                speculative_stt=speculative_stt(config),
             ),
             audio_executor=audio_pool,
             sounds=sounds,
+            turn_detector=detector,
+            turn_executor=turn_pool,
         )
         if isinstance(mic, WavMicrophone):
             mic.busy = lambda: assistant.busy

@@ -69,6 +69,27 @@ class VadConfig(Section):
     threads: int = Field(default=1, ge=1, le=64)
 
 
+class TurnConfig(Section):
+    mode: Literal["smart_turn", "silence"] = "silence"
+    model: str = "smart-turn-v3.2"
+    check_silence_ms: int = Field(default=200, ge=32, le=2000)
+    recheck_ms: int = Field(default=100, ge=100, le=2000)
+    max_silence_ms: int = Field(default=1600, ge=200, le=10000)
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    transcript_check: bool = True
+    threads: int = Field(default=1, ge=1, le=64)
+    accelerator: Accelerator = "auto"
+
+    @model_validator(mode="after")
+    def _max_after_check(self) -> TurnConfig:
+        if self.max_silence_ms <= self.check_silence_ms:
+            raise ValueError(
+                f"turn.max_silence_ms ({self.max_silence_ms}) must be longer than "
+                f"turn.check_silence_ms ({self.check_silence_ms})"
+            )
+        return self
+
+
 class SttConfig(Section):
     model: str = "base.en"
     language: str = "en"
@@ -244,6 +265,7 @@ class Config(Section):
     audio: AudioConfig = AudioConfig()
     wake: WakeConfig = WakeConfig()
     vad: VadConfig = VadConfig()
+    turn: TurnConfig = TurnConfig()
     stt: SttConfig = SttConfig()
     llm: LlmConfig = LlmConfig()
     tts: TtsConfig = TtsConfig()

@@ -100,6 +100,7 @@ def test_check_table(test_config: Path, tmp_path: Path) -> None:
             assert lines[i + 1].strip().startswith("fix:"), done.stdout
     ok_rows = [line for line in lines if "  OK  " in line]
     assert any("hey_jarvis" in line for line in ok_rows), done.stdout
+    assert any(line.startswith("end of turn") for line in ok_rows), done.stdout
     assert any("cpu" in line for line in ok_rows), "each engine reports its compute device"
     # This machine has no sound card, so the audio rows fail with a fix, and so does the command.
     audio = [line for line in lines if line.startswith("audio")]
@@ -113,7 +114,18 @@ def test_check_table(test_config: Path, tmp_path: Path) -> None:
 
 
 def test_check_names_missing_model_and_fix(test_config: Path, tmp_path: Path) -> None:
-    done = cli("check", "--config", str(test_config), "--set", f"models_dir={tmp_path}", "--set", "llm.host=http://127.0.0.1:9")
+    done = cli(
+        "check",
+        "--config",
+        str(test_config),
+        "--set",
+        f"models_dir={tmp_path}",
+        "--set",
+        "llm.host=http://127.0.0.1:9",
+        "--set",
+        "turn.mode=smart_turn",
+    )
     assert done.returncode == 1
     assert "assistant models download" in done.stdout
+    assert "assistant models download smart-turn-v3.2" in done.stdout  # the end-of-turn model's row
     assert "Traceback" not in done.stdout + done.stderr
