@@ -26,7 +26,6 @@ from assistant.realtime.protocol import (
     refuse_unless,
 )
 
-
 EAGERNESS = ("low", "medium", "high", "auto")
 
 
