@@ -91,7 +91,7 @@ class TurnConfig(Section):
 
 
 class SttConfig(Section):
-    model: str = "base.en"
+    model: str = "tiny.en"
     language: str = "en"
     threads: int = Field(default=2, ge=1, le=64)
     window: Literal["full", "fitted"] = "full"
