@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DeviceOpeners = Callable[[SampleClock], dict[str, Callable[[], Any]]]
+"""Given the runtime's clock: an opener per device kind ("microphone", "speaker") standing in for pyaudio's."""
+
 
 @dataclass
 class Engines:
@@ -36,6 +39,8 @@ class Engines:
     stt: Any
     llm: LlmChain
     tts: Any
+    turn: Any = None
+    """The end-of-turn model (None when turn.mode is silence)."""
 
 
 def load_engines(config: Config, *, warm: bool = True) -> Engines:
@@ -43,6 +48,7 @@ def load_engines(config: Config, *, warm: bool = True) -> Engines:
     from assistant.engines.llm_chain import build_llm
     from assistant.engines.stt import load_stt
     from assistant.engines.tts import load_tts
+    from assistant.engines.turn import load_turn
     from assistant.engines.vad import load_vad
     from assistant.engines.wake import load_wake
 
@@ -53,10 +59,13 @@ def load_engines(config: Config, *, warm: bool = True) -> Engines:
         stt=load_stt(config.stt, models),
         llm=build_llm(config.llm),
         tts=load_tts(config.tts, models),
+        turn=load_turn(config.turn, models) if config.turn.mode == "smart_turn" else None,
     )
     if warm:
         engines.stt.warm()
         engines.tts.warm()
+        if engines.turn is not None:
+            engines.turn.warm()
     return engines
 
 
@@ -70,7 +79,28 @@ def endpoint_settings(config: Config) -> EndpointSettings:
         min_speech_s=vad.min_speech_ms / 1000,
         no_speech_timeout_s=vad.no_speech_timeout_s,
         max_utterance_s=vad.max_utterance_s,
+        **turn_settings(config),
     )
+
+
+def turn_settings(config: Config) -> dict[str, Any]:
+    """The end-of-turn model's part of the endpoint settings (none in silence mode)."""
+    turn = config.turn
+    if turn.mode != "smart_turn":
+        return {}
+    return {
+        "turn_check_s": turn.check_silence_ms / 1000,
+        "turn_recheck_s": turn.recheck_ms / 1000,
+        "turn_max_silence_s": turn.max_silence_ms / 1000,
+        "turn_threshold": turn.threshold,
+        "turn_needs_hint": turn.transcript_check,
+    }
+
+
+def speculative_stt(config: Config) -> bool:
+    """Whether pauses are transcribed speculatively (the transcript rule, alone or with Smart Turn)."""
+    smart = config.turn.mode == "smart_turn" and config.turn.transcript_check
+    return config.vad.complete_silence_ms is not None or smart
 
 
 @dataclass
@@ -97,8 +127,13 @@ def build(
     events: IO[str] | None = None,
     engines: Engines | None = None,
     sounds: dict[str, Audio] | None = None,
+    devices: DeviceOpeners | None = None,
 ) -> Iterator[Runtime]:
-    """Build the assistant on real engines and devices (or WAV files)."""
+    """Build the assistant on real engines and devices (or WAV files).
+
+    `devices` replaces the pyaudio openers where no WAV is given; those devices still go through
+    `AudioLink` and its recovery (the fault soak, assistant/bench/faults.py, opens failing ones).
+    """
     with ExitStack() as stack:
         bus = EventBus()
         if events is not None:
@@ -106,9 +141,17 @@ def build(
         engines = engines or load_engines(config)
         clock = SampleClock()
         stack.callback(engines.llm.subscribe(bus.publish, clock.now))
-        mic, speaker = open_audio(config, clock, input_wav, output_wav, fast, stack, bus)
+        mic, speaker = open_audio(config, clock, input_wav, output_wav, fast, stack, bus, devices)
         audio_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="audio"))
         compute_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="compute"))
+        turn_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="turn"))
+        detector = engines.turn
+        if config.turn.mode != "smart_turn":
+            detector = None
+        elif detector is None:  # engines loaded for another mode: add the model this config needs
+            from assistant.engines.turn import load_turn
+
+            detector = load_turn(config.turn, config.models_path)
         history = History(config.llm.system_prompt, config.conversation.max_turns, config.conversation.forget_after_s)
         turn = Turn(
             stt=engines.stt,
@@ -140,10 +183,12 @@ def build(
                 preroll_s=config.wake.preroll_ms / 1000,
                 follow_up_s=config.conversation.follow_up_s,
                 warm_on_wake=config.llm.warm_on_wake,
-                speculative_stt=config.vad.complete_silence_ms is not None,
+                speculative_stt=speculative_stt(config),
             ),
             audio_executor=audio_pool,
             sounds=sounds,
+            turn_detector=detector,
+            turn_executor=turn_pool,
         )
         if isinstance(mic, WavMicrophone):
             mic.busy = lambda: assistant.busy
@@ -158,19 +203,22 @@ def open_audio(
     fast: bool,
     stack: ExitStack,
     bus: EventBus | None = None,
+    devices: DeviceOpeners | None = None,
 ) -> tuple[Microphone, Speaker]:
-    """The microphone and speaker: WAV files where given, else pyaudio devices that survive faults."""
+    """The microphone and speaker: WAV files where given, else pyaudio devices (or `devices`') that survive faults."""
     from assistant.audio.wav import WavMicrophone, WavSpeaker
 
     a = config.audio
-    openers: dict[str, Callable[[], Any]] = {}
-    if input_wav is None:
+    given = devices(clock) if devices is not None else {}
+    wanted = {"microphone": input_wav is None, "speaker": output_wav is None}
+    openers: dict[str, Callable[[], Any]] = {kind: opener for kind, opener in given.items() if wanted.get(kind)}
+    if input_wav is None and "microphone" not in openers:
         from assistant.audio.devices import PyAudioMicrophone
 
         openers["microphone"] = lambda: PyAudioMicrophone(
             a.input_device, a.input_rate, clock, queue_blocks=a.queue_blocks
         )
-    if output_wav is None:
+    if output_wav is None and "speaker" not in openers:
         from assistant.audio.devices import PyAudioSpeaker
 
         openers["speaker"] = lambda: PyAudioSpeaker(a.output_device, a.output_rate, clock, block_ms=a.output_block_ms)

@@ -52,6 +52,7 @@ def collect(config: Config) -> list[Health]:
     from assistant.engines.llm_chain import build_llm
     from assistant.engines.stt import load_stt
     from assistant.engines.tts import load_tts
+    from assistant.engines.turn import load_turn
     from assistant.engines.vad import load_vad
     from assistant.engines.wake import load_wake
 
@@ -65,6 +66,10 @@ def collect(config: Config) -> list[Health]:
         ("text-to-speech", lambda: load_tts(config.tts, models)),
     ):
         rows += _load(part, loader)[1]
+    if config.turn.mode == "smart_turn":
+        rows += _load("end of turn", lambda: load_turn(config.turn, models))[1]
+    else:
+        rows.append(Health("end of turn", True, f"off (turn.mode: silence, {config.vad.silence_ms} ms of silence)"))
     rows += asyncio.run(_llm_rows(build_llm(config.llm, timeout_s=min(config.llm.timeout_s, 5.0))))
     return rows
 

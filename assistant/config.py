@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -66,6 +67,27 @@ class VadConfig(Section):
     no_speech_timeout_s: float = Field(default=5.0, gt=0.0, le=120.0)
     max_utterance_s: float = Field(default=15.0, gt=0.5, le=120.0)
     threads: int = Field(default=1, ge=1, le=64)
+
+
+class TurnConfig(Section):
+    mode: Literal["smart_turn", "silence"] = "silence"
+    model: str = "smart-turn-v3.2"
+    check_silence_ms: int = Field(default=200, ge=32, le=2000)
+    recheck_ms: int = Field(default=100, ge=100, le=2000)
+    max_silence_ms: int = Field(default=1600, ge=200, le=10000)
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    transcript_check: bool = True
+    threads: int = Field(default=1, ge=1, le=64)
+    accelerator: Accelerator = "auto"
+
+    @model_validator(mode="after")
+    def _max_after_check(self) -> TurnConfig:
+        if self.max_silence_ms <= self.check_silence_ms:
+            raise ValueError(
+                f"turn.max_silence_ms ({self.max_silence_ms}) must be longer than "
+                f"turn.check_silence_ms ({self.check_silence_ms})"
+            )
+        return self
 
 
 class SttConfig(Section):
@@ -209,6 +231,31 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+class SkillsConfig(Section):
+    enabled: bool = True
+    timezone: str | None = None
+    clock: Literal["12h", "24h"] = "12h"
+    ring_s: float = Field(default=6.0, ge=1.0, le=600.0)
+    ring_timeout_s: float = Field(default=300.0, ge=0.0, le=3600.0)
+    max_timers: int = Field(default=10, ge=1, le=100)
+    max_timer_s: float = Field(default=86400.0, gt=0.0, le=7 * 86400.0)
+    volume_step_pct: int = Field(default=10, ge=1, le=50)
+    strip_words: tuple[str, ...] = ("hey jarvis", "jarvis")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "unknown time zone: use an IANA name such as Europe/Berlin, or null for the system's"
+            ) from None
+        return value
+
+
 class Config(Section):
     models_dir: str = Field(
         default_factory=lambda: os.environ.get("ASSISTANT_MODELS_DIR", "~/.local/share/assistant/models")
@@ -218,6 +265,7 @@ class Config(Section):
     audio: AudioConfig = AudioConfig()
     wake: WakeConfig = WakeConfig()
     vad: VadConfig = VadConfig()
+    turn: TurnConfig = TurnConfig()
     stt: SttConfig = SttConfig()
     llm: LlmConfig = LlmConfig()
     tts: TtsConfig = TtsConfig()
@@ -227,6 +275,7 @@ class Config(Section):
     sounds: SoundsConfig = SoundsConfig()
     server: ServerConfig = ServerConfig()
     metrics: MetricsConfig = MetricsConfig()
+    skills: SkillsConfig = SkillsConfig()
 
     @model_validator(mode="after")
     def _metrics_served(self) -> Config:

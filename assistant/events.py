@@ -166,6 +166,18 @@ class DeviceRestored(Event):
 
 
 @dataclass(frozen=True)
+class EndOfTurnVerdict(Event):
+    """The end-of-turn model's answer during a pause: `t` is when it came back."""
+
+    type: ClassVar[str] = "end_of_turn"
+    probability: float
+    silence_ms: float
+    """The pause, in ms of audio, the model heard when it was asked."""
+    ms: float
+    """Wall-clock milliseconds the model took."""
+
+
+@dataclass(frozen=True)
 class TurnLatency(Event):
     """Latency breakdown of one turn, in milliseconds (None: did not happen)."""
 

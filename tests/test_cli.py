@@ -10,7 +10,7 @@ import yaml
 
 from assistant import config as config_module
 from assistant.audio.wav import read_wav
-from tests.conftest import ROOT
+from tests.conftest import ROOT, sounds_like
 from tests.ollama_server import OllamaTestServer
 
 
@@ -76,12 +76,15 @@ def test_config_validate_and_show(tmp_path: Path) -> None:
 
 def test_say_and_transcribe(test_config: Path, speech: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "say.wav"
-    done = cli("say", "--config", str(test_config), "Hello there.", "--output", str(out))
+    done = cli("say", "--config", str(test_config), "Paris is the capital of France.", "--output", str(out))
     assert done.returncode == 0, done.stderr
-    assert len(read_wav(out)) > 1600
+    assert len(read_wav(out)) > 16000
+    done = cli("transcribe", "--config", str(test_config), str(out))  # what the voice said, heard back
+    assert done.returncode == 0, done.stderr
+    assert sounds_like(done.stdout.strip(), "Paris is the capital of France", errors=1), done.stdout
     done = cli("transcribe", "--config", str(test_config), str(speech["question"]))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "what is the capital of France?"
+    assert sounds_like(done.stdout.strip(), "what is the capital of France"), done.stdout
 
 
 def test_check_table(test_config: Path, tmp_path: Path) -> None:
@@ -97,6 +100,7 @@ def test_check_table(test_config: Path, tmp_path: Path) -> None:
             assert lines[i + 1].strip().startswith("fix:"), done.stdout
     ok_rows = [line for line in lines if "  OK  " in line]
     assert any("hey_jarvis" in line for line in ok_rows), done.stdout
+    assert any(line.startswith("end of turn") for line in ok_rows), done.stdout
     assert any("cpu" in line for line in ok_rows), "each engine reports its compute device"
     # This machine has no sound card, so the audio rows fail with a fix, and so does the command.
     audio = [line for line in lines if line.startswith("audio")]
@@ -110,7 +114,18 @@ def test_check_table(test_config: Path, tmp_path: Path) -> None:
 
 
 def test_check_names_missing_model_and_fix(test_config: Path, tmp_path: Path) -> None:
-    done = cli("check", "--config", str(test_config), "--set", f"models_dir={tmp_path}", "--set", "llm.host=http://127.0.0.1:9")
+    done = cli(
+        "check",
+        "--config",
+        str(test_config),
+        "--set",
+        f"models_dir={tmp_path}",
+        "--set",
+        "llm.host=http://127.0.0.1:9",
+        "--set",
+        "turn.mode=smart_turn",
+    )
     assert done.returncode == 1
     assert "assistant models download" in done.stdout
+    assert "assistant models download smart-turn-v3.2" in done.stdout  # the end-of-turn model's row
     assert "Traceback" not in done.stdout + done.stderr

@@ -125,7 +125,7 @@ BAD_EVENTS: list[tuple[str | bytes, str, str | None]] = [
      "invalid_audio", "audio"),
     (json.dumps({"type": "input_audio_buffer.append", "audio": 12}), "invalid_type", "audio"),
     (json.dumps({"type": "input_audio_buffer.commit"}), "input_audio_buffer_commit_empty", None),
-    (json.dumps({"type": "session.update", "session": {"turn_detection": {"type": "semantic_vad"}}}),
+    (json.dumps({"type": "session.update", "session": {"turn_detection": {"type": "bogus_vad"}}}),
      "unsupported_turn_detection", "session.turn_detection.type"),
     (json.dumps({"type": "session.update", "session": {"temperature": "hot"}}), "invalid_type", "session.temperature"),
     (json.dumps({"type": "session.update", "session": {"audio": {"input": {"format": {"type": "audio/pcmu"}}}}}),

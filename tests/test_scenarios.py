@@ -142,8 +142,9 @@ def test_request_after_a_pause(test_config: Path, speech: dict[str, Path], ollam
 
 
 def test_barge_in(test_config: Path, speech: dict[str, Path], ollama: Any, tmp_path: Path) -> None:
+    # The wake word comes 8 s after the request, while the long reply is playing (not while thinking).
     wav = concat(
-        tmp_path / "in.wav", speech["wake_and_question"], speech["silence_4"], speech["hey_jarvis"], speech["silence_8"]
+        tmp_path / "in.wav", speech["wake_and_question"], speech["silence_8"], speech["hey_jarvis"], speech["silence_8"]
     )
     long_reply = " ".join([REPLY] * 4)
     ollama.script(Behaviour(), Behaviour(reply=long_reply))  # the first answers the warm-up

@@ -51,6 +51,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="MINUTES",
         help="also soak on this many minutes of input, run with fast=True (idle goes faster than real time)",
     )
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="with --soak: the soak alone, while the Ollama test server is killed and restarted and the sound "
+        "device is pulled out and put back twice (assistant/bench/faults.py)",
+    )
+    parser.add_argument("--fault-every-min", type=float, default=3.0, help="--faults: kill the server this often")
+    parser.add_argument("--server-down-s", type=float, default=10.0, help="--faults: the server stays down this long")
+    parser.add_argument("--device-away-s", type=float, default=10.0, help="--faults: the device stays out this long")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the figures as JSON")
     parser.add_argument("--models", type=Path, default=ROOT.parent / "shared" / "models", metavar="DIR")
     parser.add_argument("--stt-model", default="whisper/ggml-tiny.en-real.bin")
@@ -70,6 +79,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.turns < 1 or args.barge_ins < 0 or args.idle_seconds <= 0 or args.stt_runs < 1:
         parser.error("--turns must be >= 1, --barge-ins >= 0, --idle-seconds > 0, --stt-runs >= 1")
+    if args.faults and (args.soak is None or args.soak <= 0):
+        parser.error("--faults needs --soak MINUTES (> 0)")
+    if min(args.fault_every_min, args.server_down_s, args.device_away_s) <= 0:
+        parser.error("--fault-every-min, --server-down-s and --device-away-s must be > 0")
     return args
 
 
@@ -384,6 +397,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))  # tests.ollama_server
+    if args.faults:
+        from assistant.bench import faults
+
+        return faults.main(args)
     started = time.perf_counter()
     try:
         if args.keep is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Coroutine, Mapping
 from concurrent.futures import Executor
@@ -28,6 +29,7 @@ from assistant.core.ports import (
     Clock,
     Microphone,
     Speaker,
+    TurnDetector,
     VoiceActivity,
     WakeDetector,
     WakeHit,
@@ -36,6 +38,7 @@ from assistant.core.states import State, Trigger, next_state
 from assistant.core.work import run_abortable
 from assistant.events import (
     AudioStopped,
+    EndOfTurnVerdict,
     Error,
     EventBus,
     Muted,
@@ -48,6 +51,8 @@ from assistant.events import (
 
 log = logging.getLogger(__name__)
 BLOCK_S = BLOCK_SAMPLES / SAMPLE_RATE
+TURN_AUDIO_BLOCKS = round(8.0 / BLOCK_S)
+"""The end-of-turn model hears the last 8 s of the request."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,8 @@ class Assistant:
         settings: LoopSettings,
         audio_executor: Executor,
         sounds: Mapping[str, Audio] | None = None,
+        turn_detector: TurnDetector | None = None,
+        turn_executor: Executor | None = None,
     ) -> None:
         self.mic, self.speaker, self.clock = mic, speaker, clock
         self.wake, self.vad, self.turn = wake, vad, turn
@@ -92,6 +99,9 @@ class Assistant:
         self._speculation: asyncio.Task[str] | None = None
         # Which pause the speculative transcript is of: (listening window, last voiced time).
         self._speculation_key: tuple[Endpointer, float | None] | None = None
+        self.turn_detector = turn_detector
+        self._turn_executor = turn_executor or audio_executor
+        self._turn_check: asyncio.Task[None] | None = None
         self._listen_start = 0.0
         self._preroll_blocks = 0
         turn.on_reply_started = lambda: self._fire(Trigger.REPLY_STARTED)
@@ -99,8 +109,9 @@ class Assistant:
 
     @property
     def busy(self) -> bool:
-        """A turn (or a speculative transcription) is computing or playing."""
-        return any(t is not None and not t.done() for t in (self._turn_task, self._speculation))
+        """A turn (or a speculative transcription, or an end-of-turn check) is computing or playing."""
+        tasks = (self._turn_task, self._speculation, self._turn_check)
+        return any(t is not None and not t.done() for t in tasks)
 
     # -- state -------------------------------------------------------------
     def _fire(self, trigger: Trigger) -> None:
@@ -145,7 +156,7 @@ class Assistant:
             await self._cancel_all()
 
     async def _cancel_all(self) -> None:
-        tasks = [t for t in (self._turn_task, self._speculation) if t is not None]
+        tasks = [t for t in (self._turn_task, self._speculation, self._turn_check) if t is not None]
         tasks += list(self._side_tasks)
         for task in tasks:
             task.cancel()
@@ -217,8 +228,10 @@ class Assistant:
                 keep = listened - int((endpointer.speech_started_at - 0.3) / BLOCK_S)
                 self._utterance = self._utterance[-max(keep, 1) :]
                 self._preroll_blocks = 0
-        elif event is None and endpointer.in_speech and self.settings.speculative_stt:
-            self._maybe_speculate(endpointer)
+        elif event is None and endpointer.in_speech:
+            if self.settings.speculative_stt:
+                self._maybe_speculate(endpointer)
+            self._maybe_check_turn(endpointer)
         elif event == Endpoint.NO_SPEECH:
             self._endpointer = None
             self.bus.publish(NoSpeech(now))
@@ -255,6 +268,32 @@ class Assistant:
             return text
 
         self._speculation = asyncio.create_task(speculate(), name="stt-speculate")
+
+    def _maybe_check_turn(self, endpointer: Endpointer) -> None:
+        """During a pause, ask the end-of-turn model (one call at a time, off the loop)."""
+        detector = self.turn_detector
+        if detector is None or not endpointer.turn_check_due():
+            return
+        if self._turn_check is not None and not self._turn_check.done():
+            return
+        silence_ms = endpointer.silence_s * 1000
+        key = endpointer.turn_check_started()
+        audio = np.concatenate(self._utterance[-TURN_AUDIO_BLOCKS:])
+        loop = asyncio.get_running_loop()
+
+        async def check() -> None:
+            started = time.perf_counter()
+            try:
+                probability = await loop.run_in_executor(self._turn_executor, detector.finished, audio)
+            except Exception:
+                log.warning("end-of-turn model failed; the turn ends on silence", exc_info=True)
+                return
+            endpointer.turn_verdict(key, probability)
+            ms = (time.perf_counter() - started) * 1000
+            log.debug("end of turn: %.3f after %.0f ms of silence (%.0f ms)", probability, silence_ms, ms)
+            self.bus.publish(EndOfTurnVerdict(self.clock.now(), round(probability, 4), round(silence_ms), round(ms, 1)))
+
+        self._turn_check = asyncio.create_task(check(), name="turn-check")
 
     def _take_speculation(self, endpointer: Endpointer) -> asyncio.Task[str] | None:
         """The speculative transcript, if it is of exactly the audio that ended the turn."""

@@ -3,6 +3,15 @@
 Pure and clocked by the caller: `process(chunk_s, probability)` takes the
 duration of audio the score covers, so tests run on synthetic sequences and
 never on the wall clock.
+
+With an end-of-turn model (`turn_check_s` set) the fixed silence gives way
+to a conversation: once the pause reaches `turn_check_s`, `turn_check_due()`
+says the model should be asked; the caller runs it (off the loop) and hands
+back `turn_verdict(key, probability)`. "Finished" ends the turn at the next
+silent block; "not finished" asks again every `turn_recheck_s` and the turn
+ends at `turn_max_silence_s` regardless. A speculative transcript (`hint`)
+that trails off overrules "finished", and with `turn_needs_hint` the turn
+waits for that transcript before it ends early.
 """
 
 from __future__ import annotations
@@ -28,6 +37,13 @@ class EndpointSettings:
     min_speech_s: float = 0.15
     no_speech_timeout_s: float = 5.0
     max_utterance_s: float = 15.0
+    turn_check_s: float | None = None
+    """Silence before the end-of-turn model is first asked (None: no model, fixed silence)."""
+    turn_recheck_s: float = 0.1
+    turn_max_silence_s: float = 1.6
+    turn_threshold: float = 0.5
+    turn_needs_hint: bool = False
+    """End early only once the speculative transcript has been heard (and does not trail off)."""
 
 
 class Endpointer:
@@ -40,6 +56,9 @@ class Endpointer:
         self.last_voice_end: float | None = None
         self._voiced_run = 0.0
         self._hint: bool | None = None
+        self._heard = False  # a hint has arrived for this pause
+        self._asked_at: float | None = None  # the silence at which the model was last asked
+        self._finished: bool | None = None  # the model's verdict on this pause
         self.done = False
 
     @property
@@ -56,9 +75,41 @@ class Endpointer:
     def hint(self, complete: bool | None) -> None:
         """Say whether the words so far form a complete request (None: unknown)."""
         self._hint = complete
+        self._heard = True
+
+    # -- the end-of-turn model -------------------------------------------------
+    def turn_check_due(self) -> bool:
+        """The pause is long enough (again) to ask the end-of-turn model."""
+        s = self.settings
+        if s.turn_check_s is None or self.done or not self.in_speech or self._finished:
+            return False
+        silence = self.silence_s
+        if silence < s.turn_check_s - 1e-9:
+            return False
+        return self._asked_at is None or silence - self._asked_at >= s.turn_recheck_s - 1e-9
+
+    def turn_check_started(self) -> float | None:
+        """Note that the model is being asked now; returns the key to pass back with its verdict."""
+        self._asked_at = self.silence_s
+        return self.last_voice_end
+
+    def turn_verdict(self, key: float | None, probability: float) -> None:
+        """The model's probability that the turn is finished, for the pause `key` names."""
+        if key == self.last_voice_end and not self.done:
+            self._finished = probability >= self.settings.turn_threshold
+
+    def _turn_ended(self) -> bool:
+        s = self.settings
+        if self.silence_s >= s.turn_max_silence_s - 1e-9:
+            return True
+        if not self._finished or self._hint is False:
+            return False
+        return self._heard or not s.turn_needs_hint
 
     def required_silence_s(self) -> float:
         s = self.settings
+        if s.turn_check_s is not None:
+            return s.turn_max_silence_s
         if self._hint is True and s.complete_silence_s is not None:
             return s.complete_silence_s
         if self._hint is False and s.trailing_silence_s is not None:
@@ -84,19 +135,26 @@ class Endpointer:
             return None
         if voiced:
             self.last_voice_end = self.elapsed_s
-            self._hint = None
+            self._hint, self._heard = None, False
+            self._asked_at = self._finished = None
         assert self.speech_started_at is not None
         if self.elapsed_s - self.speech_started_at >= s.max_utterance_s:
             self.done = True
             return Endpoint.TOO_LONG
-        if not voiced and self.silence_s >= self.required_silence_s() - 1e-9:
+        if voiced:
+            return None
+        if s.turn_check_s is not None:
+            ended = self._turn_ended()
+        else:
+            ended = self.silence_s >= self.required_silence_s() - 1e-9
+        if ended:
             self.done = True
             return Endpoint.SPEECH_ENDED
         return None
 
 
 _TRAILING = re.compile(
-    r"\b(and|or|but|so|because|um+|uh+|er+|erm|like|the|a|an|to|of|with|for|if|then)\W*$",
+    r"\b(and|or|but|so|because|um+|uh+|er+|erm|like|the|a|an|to|of|with|for|if|then|in|at|about|from|my|your)\W*$",
     re.IGNORECASE,
 )
 

@@ -171,3 +171,13 @@ class Speaker(Protocol):
     def stop(self) -> float:
         """Drop what has not played yet (barge-in); return the clock time."""
         ...
+
+
+class TurnDetector(Protocol):
+    """Hears whether the speaker has finished (Smart Turn or alike; blocking).
+
+    Takes the request so far (the last seconds of it are what count) and
+    returns the probability, 0-1, that the turn is complete.
+    """
+
+    def finished(self, audio: Audio) -> float: ...

@@ -15,7 +15,7 @@ from difflib import SequenceMatcher
 
 _WORD = re.compile(r"[\w']+")
 SIMILAR = 0.6
-LOOK_AHEAD = 3  # words before the phrase that may be other speech caught in the pre-roll
+LOOK_AHEAD = 8  # words before the phrase that may be other speech caught in the pre-roll
 
 
 def phrase_words(model_name: str) -> list[str]:

@@ -50,10 +50,14 @@ _log_installed = False
 _LEVELS = {3: logging.WARNING, 4: logging.ERROR}
 
 
+_aborting = threading.local()  # set on the worker thread while a decode is being abandoned on purpose
+
+
 def _on_native_log(level: int, text: str) -> None:
     if _log_capture is not None:
         _log_capture.append((level, text))
-    native_logger.log(_LEVELS.get(level, logging.DEBUG), "%s", text.rstrip())
+    aborted = getattr(_aborting, "now", False) and "failed to" in text  # "failed to encode": our own abort
+    native_logger.log(logging.DEBUG if aborted else _LEVELS.get(level, logging.DEBUG), "%s", text.rstrip())
 
 
 def _install_log_callback(pw: Any) -> None:
@@ -250,9 +254,11 @@ class WhisperCpp:
         def abort() -> bool:
             nonlocal timed_out
             timed_out = time.monotonic() > deadline
-            return timed_out or (cancel is not None and cancel.is_set())
+            _aborting.now = timed_out or (cancel is not None and cancel.is_set())
+            return bool(_aborting.now)
 
         with self._lock:
+            _aborting.now = False
             if cancel is not None and cancel.is_set():
                 raise SpeechToTextCancelled("transcription abandoned before it started")
             try:
@@ -288,8 +294,11 @@ class WhisperCpp:
         return Decode(text, tokens, exhausted=timed_out or tokens >= budget, loops=repeats_itself(text))
 
     def warm(self) -> None:
-        """Run one short transcription so the first real one pays no set-up cost."""
-        self.transcribe(np.zeros(2 * SAMPLE_RATE, dtype=np.float32))
+        """Run one short transcription so the first real one pays no set-up cost (a failure is only logged)."""
+        try:
+            self.transcribe(np.zeros(2 * SAMPLE_RATE, dtype=np.float32))
+        except SpeechToTextFailed as exc:
+            logger.warning("stt: the warm-up transcription failed (%s); the first request pays the set-up", exc)
 
     def health(self) -> list[Health]:
         """One row for `assistant check`."""

@@ -7,6 +7,7 @@ under one models directory:
     openwakeword/melspectrogram.onnx, openwakeword/embedding_model.onnx
     openwakeword/hey_jarvis_v0.1.onnx (and the other bundled wake words)
     vad/silero_vad.onnx
+    turn/smart-turn-v3.2-cpu.onnx
     whisper/ggml-tiny.en.bin, whisper/ggml-base.en.bin
     piper/en_US-lessac-medium.onnx (+ .onnx.json)
 
@@ -32,18 +33,20 @@ logger = logging.getLogger(__name__)
 
 ENV_MODELS_DIR = "ASSISTANT_MODELS_DIR"
 
-KINDS = ("features", "wake", "vad", "stt", "tts")
+KINDS = ("features", "wake", "vad", "stt", "tts", "turn")
 
 Status = Literal["present", "downloaded", "failed"]
 
 OPENWAKEWORD_RELEASE = "https://github.com/dscripka/openWakeWord/releases/download/v0.5.1"
 SILERO_VAD_URL = "https://github.com/snakers4/silero-vad/raw/v6.2.1/src/silero_vad/data/silero_vad.onnx"
 WHISPER_BASE = "https://huggingface.co/ggerganov/whisper.cpp/resolve/main"
+SMART_TURN_BASE = "https://huggingface.co/pipecat-ai/smart-turn-v3/resolve/main"
 PIPER_BASE = "https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0/en/en_US/lessac/medium"
 
 APACHE = "Apache-2.0"
 NON_COMMERCIAL = "CC-BY-NC-SA-4.0 (non-commercial)"
 MIT = "MIT"
+BSD2 = "BSD-2-Clause"
 LESSAC = "MIT voice; Lessac/Blizzard 2011 data licence (see MODEL_CARD)"
 
 
@@ -109,6 +112,9 @@ def _whisper(name: str, sha256: str, size: int) -> Model:
 #   rhasspy/piper-voices. The .onnx.json is a plain git file (4885 bytes, LF
 #   line endings); its pin equals the sha256 of shared/models' copy once that
 #   copy's CRLF line endings are turned back into LF.
+# - Smart Turn v3.2 (CPU build): the file Hugging Face serves as
+#   pipecat-ai/smart-turn-v3 smart-turn-v3.2-cpu.onnx, the same bytes as the
+#   copy in the pipecat-ai 1.14.0 wheel and in shared/models.
 CATALOGUE: dict[str, Model] = {
     model.name: model
     for model in (
@@ -167,6 +173,20 @@ CATALOGUE: dict[str, Model] = {
                 ),
             ),
         ),
+        Model(
+            name="smart-turn-v3.2",
+            kind="turn",
+            description="Smart Turn v3.2 end-of-turn model (ONNX, CPU build, 8 s of 16 kHz audio)",
+            files=(
+                ModelFile(
+                    "turn/smart-turn-v3.2-cpu.onnx",
+                    f"{SMART_TURN_BASE}/smart-turn-v3.2-cpu.onnx",
+                    "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f",
+                    8_679_182,
+                    BSD2,
+                ),
+            ),
+        ),
         _whisper(
             "tiny.en",
             "921e4cf8686fdd993dcd081a5da5b6c365bfde1162e72b08d75ac75289920b1f",
@@ -205,6 +225,7 @@ DEFAULT_NAMES: tuple[str, ...] = (
     "openwakeword-features",
     "hey_jarvis",
     "silero_vad",
+    "smart-turn-v3.2",
     "tiny.en",
     "base.en",
     "en_US-lessac-medium",

@@ -22,7 +22,7 @@ import soxr
 
 from assistant.core.endpointing import Endpoint, Endpointer, EndpointSettings
 from assistant.core.errors import TurnError
-from assistant.core.ports import SAMPLE_RATE, Audio, VoiceActivity
+from assistant.core.ports import SAMPLE_RATE, Audio, TurnDetector, VoiceActivity
 from assistant.realtime import protocol as p
 from assistant.realtime.access import DEFAULT_MODELS
 from assistant.realtime.items import Conversation, Item, parse_item, response_input
@@ -34,7 +34,7 @@ from assistant.realtime.settings import (
     apply_session_update,
     session_object,
 )
-from assistant.realtime.shared import Shared
+from assistant.realtime.shared import Shared, resample
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,15 @@ VAD_WINDOW = 512
 MIN_COMMIT_MS = 100.0
 PRE_SPEECH_KEEP_MS = 1000.0
 """Audio kept before speech starts beyond the prefix padding (the VAD needs a few windows to decide)."""
+TURN_AUDIO_S = 8.0
+"""semantic_vad: the end-of-turn model hears the last 8 s of the speech."""
+EAGERNESS: dict[str, tuple[float, float, float]] = {
+    # eagerness: (silence before the first check s, "finished" probability, longest wait s).
+    # The longest waits are OpenAI's documented ones (low 8 s, medium 4 s, high 2 s).
+    "low": (0.3, 0.7, 8.0),
+    "medium": (0.2, 0.5, 4.0),
+    "high": (0.2, 0.3, 2.0),
+}
 
 
 class RealtimeSession:
@@ -78,6 +87,7 @@ class RealtimeSession:
         self._endpointer: Endpointer | None = None
         self._endpointer_origin_ms = 0.0
         self._speech_item_id: str | None = None
+        self._turn: TurnDetector | None = None
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             "session.update": self._session_update,
             "input_audio_buffer.append": self._append,
@@ -151,7 +161,10 @@ class RealtimeSession:
         if session is None:
             raise p.ProtocolError("missing_required_parameter", "missing required parameter 'session'", param="session")
         old_turn = self.settings.turn_detection
-        self.settings = apply_session_update(self.settings, session, self.capabilities)
+        settings = apply_session_update(self.settings, session, self.capabilities)
+        if settings.turn_detection is not None and settings.turn_detection.type == "semantic_vad":
+            self._turn = await self.shared.turn_detector()
+        self.settings = settings
         if self.settings.turn_detection != old_turn:
             await self._ensure_vad()
             self._reset_vad()
@@ -259,6 +272,16 @@ class RealtimeSession:
             no_speech_timeout_s=math.inf,
             max_utterance_s=self.shared.config.server.max_buffer_s * 0.9,
         )
+        if turn.type == "semantic_vad":
+            check_s, threshold, longest_s = EAGERNESS.get(turn.eagerness, EAGERNESS["medium"])
+            settings = replace(
+                settings,
+                threshold=vad.threshold,
+                turn_check_s=check_s,
+                turn_recheck_s=max(self.shared.config.turn.recheck_ms / 1000, 0.1),
+                turn_threshold=threshold,
+                turn_max_silence_s=longest_s,
+            )
         self._endpointer_origin_ms = self._vad_ms
         return Endpointer(settings)
 
@@ -277,12 +300,29 @@ class RealtimeSession:
                 self._endpointer = self._new_endpointer()
             self._vad_ms += VAD_WINDOW * 1000 / SAMPLE_RATE
             result = self._endpointer.process(VAD_WINDOW / SAMPLE_RATE, probability)
+            if result is None and self._turn is not None and self._endpointer.turn_check_due():
+                await self._check_turn(self._endpointer, self._turn)
             if result is Endpoint.SPEECH_STARTED:
                 await self._speech_started(turn)
             elif result in (Endpoint.SPEECH_ENDED, Endpoint.TOO_LONG):
                 await self._speech_stopped(turn)
         if self._endpointer is None or not self._endpointer.in_speech:
             self._drop_buffer(keep_ms=turn.prefix_padding_ms + PRE_SPEECH_KEEP_MS)
+
+    async def _check_turn(self, endpointer: Endpointer, detector: TurnDetector) -> None:
+        """semantic_vad: ask the end-of-turn model about this pause (on a worker thread)."""
+        key = endpointer.turn_check_started()
+        tail = np.concatenate(self._buffer)[-int(TURN_AUDIO_S * p.WIRE_RATE) :] if self._buffer else None
+        if tail is None or not len(tail):
+            return
+        audio = resample(tail, p.WIRE_RATE, SAMPLE_RATE)
+        try:
+            probability = await asyncio.to_thread(detector.finished, audio)
+        except Exception:
+            log.warning("session %s: the end-of-turn model failed; waiting for silence", self.id, exc_info=True)
+            return
+        log.debug("session %s: end of turn %.3f after %.0f ms", self.id, probability, endpointer.silence_s * 1000)
+        endpointer.turn_verdict(key, probability)
 
     async def _speech_started(self, turn: TurnDetection) -> None:
         assert self._endpointer is not None and self._endpointer.speech_started_at is not None

@@ -26,26 +26,32 @@ from assistant.realtime.protocol import (
     refuse_unless,
 )
 
+EAGERNESS = ("low", "medium", "high", "auto")
+
 
 @dataclass(frozen=True)
 class TurnDetection:
-    """Server VAD settings, as OpenAI's ``server_vad`` turn detection names them."""
+    """Turn detection as OpenAI names it: ``server_vad`` (silence) or ``semantic_vad`` (an end-of-turn model)."""
 
+    type: str = "server_vad"
     threshold: float = 0.5
     prefix_padding_ms: int = 300
     silence_duration_ms: int = 500
+    eagerness: str = "auto"
     create_response: bool = True
     interrupt_response: bool = True
 
     def wire(self) -> dict[str, Any]:
         """The settings as sent in ``session.created`` / ``session.updated``."""
+        flags = {"create_response": self.create_response, "interrupt_response": self.interrupt_response}
+        if self.type == "semantic_vad":
+            return {"type": "semantic_vad", "eagerness": self.eagerness, **flags}
         return {
             "type": "server_vad",
             "threshold": self.threshold,
             "prefix_padding_ms": self.prefix_padding_ms,
             "silence_duration_ms": self.silence_duration_ms,
-            "create_response": self.create_response,
-            "interrupt_response": self.interrupt_response,
+            **flags,
         }
 
 
@@ -63,31 +69,52 @@ class SessionSettings:
 
 
 def parse_turn_detection(value: Any, current: TurnDetection | None, param: str) -> TurnDetection | None:
-    """``turn_detection``: null (manual commits) or a ``server_vad`` object."""
+    """``turn_detection``: null (manual commits), a ``server_vad`` or a ``semantic_vad`` object."""
     if value is None:
         return None
     if not isinstance(value, dict):
         raise ProtocolError("invalid_type", f"'{param}' must be an object or null", param=param)
-    kind = value.get("type", "server_vad")
-    if kind != "server_vad":
+    kind = value.get("type", current.type if current else "server_vad")
+    if kind not in ("server_vad", "semantic_vad"):
         raise ProtocolError(
             "unsupported_turn_detection",
-            f"'{param}.type' {kind!r}: only 'server_vad' is supported",
+            f"'{param}.type' {kind!r}: expected 'server_vad' or 'semantic_vad'",
             param=f"{param}.type",
         )
-    base = current or TurnDetection()
+    base = current if current is not None and current.type == kind else TurnDetection(type=kind)
     where = f"{param}."
     check_known(value, _TURN_KEYS, where)
     refuse_unless(value, "idle_timeout_ms", (None,), "idle timeouts are not implemented", where)
-    threshold = get_number(value, "threshold", 0.0, 1.0, where=where)
-    padding = get_number(value, "prefix_padding_ms", 0, 5000, where=where)
-    silence = get_number(value, "silence_duration_ms", 100, 10000, where=where)
     flags = {}
     for key in ("create_response", "interrupt_response"):
         if key in value:
             if not isinstance(value[key], bool):
                 raise ProtocolError("invalid_type", f"'{where}{key}' must be a boolean", param=f"{where}{key}")
             flags[key] = value[key]
+    if kind == "semantic_vad":
+        for key in ("threshold", "prefix_padding_ms", "silence_duration_ms"):
+            if key in value:
+                raise ProtocolError(
+                    "unknown_parameter",
+                    f"'{where}{key}' is a server_vad setting; semantic_vad takes 'eagerness' "
+                    "(low, medium, high or auto)",
+                    param=f"{where}{key}",
+                )
+        eagerness = value.get("eagerness", base.eagerness)
+        if eagerness not in EAGERNESS:
+            raise ProtocolError(
+                "invalid_value",
+                f"'{where}eagerness' {eagerness!r}: expected one of {', '.join(EAGERNESS)}",
+                param=f"{where}eagerness",
+            )
+        return replace(base, eagerness=eagerness, **flags)
+    if "eagerness" in value:
+        raise ProtocolError(
+            "unknown_parameter", f"'{where}eagerness' is a semantic_vad setting", param=f"{where}eagerness"
+        )
+    threshold = get_number(value, "threshold", 0.0, 1.0, where=where)
+    padding = get_number(value, "prefix_padding_ms", 0, 5000, where=where)
+    silence = get_number(value, "silence_duration_ms", 100, 10000, where=where)
     return replace(
         base,
         threshold=base.threshold if threshold is None else threshold,
@@ -123,6 +150,7 @@ _SESSION_KEYS = (
 )
 _TURN_KEYS = (
     "type",
+    "eagerness",
     "threshold",
     "prefix_padding_ms",
     "silence_duration_ms",

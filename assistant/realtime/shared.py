@@ -19,7 +19,7 @@ import soxr
 
 from assistant.app import Engines
 from assistant.config import Config
-from assistant.core.ports import SAMPLE_RATE, Audio, VoiceActivity
+from assistant.core.ports import SAMPLE_RATE, Audio, TurnDetector, VoiceActivity
 from assistant.core.work import run_abortable
 from assistant.realtime.protocol import WIRE_RATE
 
@@ -56,6 +56,7 @@ class Shared:
         else:
             self.stt_pool = self.tts_pool = executor
         self._vad_factory = vad_factory or self._silero
+        self._turn: TurnDetector | None = engines.turn
 
     def close(self) -> None:
         """Stop the worker threads this object started (work in flight is abandoned)."""
@@ -81,6 +82,21 @@ class Shared:
     async def make_vad(self) -> VoiceActivity:
         """A fresh VAD for one session (loaded on a thread: it reads a model file)."""
         return await asyncio.to_thread(self._vad_factory)
+
+    async def turn_detector(self) -> TurnDetector:
+        """The end-of-turn model for ``semantic_vad``: the loaded one, else loaded now (once)."""
+        if self._turn is None:
+            from assistant.core.errors import ModelError
+            from assistant.engines.turn import load_turn
+            from assistant.realtime.protocol import ProtocolError
+
+            try:
+                self._turn = await asyncio.to_thread(load_turn, self.config.turn, self.config.models_path)
+            except ModelError as exc:
+                raise ProtocolError("turn_detection_unavailable", f"semantic_vad needs the end-of-turn model: {exc}",
+                                    param="turn_detection.type", kind="server_error") from None
+        turn: TurnDetector = self._turn
+        return turn
 
     def _silero(self) -> VoiceActivity:
         from assistant.engines.vad import SileroVad
