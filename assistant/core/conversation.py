@@ -13,9 +13,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import TypeVar
 
-from assistant.core.errors import NothingHeard, SpeechToTextFailed, TurnError
+from assistant.core.errors import NothingHeard, SpeechToTextFailed, TextToSpeechFailed, TurnError
 from assistant.core.history import History
 from assistant.core.ports import (
     SAMPLE_RATE,
@@ -26,7 +25,7 @@ from assistant.core.ports import (
     SpeechToText,
     TextToSpeech,
 )
-from assistant.core.sentences import SentenceSplitter
+from assistant.core.reply import Hooks, Reply, Segment, heard_text, say, speak
 from assistant.core.transcript import only_fillers, strip_wake_phrase
 from assistant.core.work import run_abortable
 from assistant.events import (
@@ -43,17 +42,6 @@ from assistant.events import (
 )
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-@dataclass
-class Spoken:
-    """A chunk handed to the speaker and when it sounds on the clock."""
-
-    text: str
-    start: float
-    end: float
-    apology: bool = False
 
 
 @dataclass
@@ -63,30 +51,17 @@ class TurnRecord:
     speech_end: float
     endpoint_at: float
     transcript: str = ""
-    reply: str = ""
-    spoken: list[Spoken] = field(default_factory=list)
+    reply: Reply = field(default_factory=Reply)
     stt_ms: float | None = None
-    llm_first_token_ms: float | None = None
-    first_sentence_ms: float | None = None
-    tts_ms: float | None = None
     first_audio_at: float | None = None
     failed: bool = False
 
     def heard(self, until: float | None) -> str:
-        """The reply text the user heard by clock time `until` (None: all)."""
-        words: list[str] = []
-        for chunk in self.spoken:
-            if chunk.apology:
-                continue
-            if until is None or chunk.end <= until:
-                words.append(chunk.text)
-            elif chunk.start < until:
-                share = (until - chunk.start) / max(chunk.end - chunk.start, 1e-6)
-                parts = chunk.text.split()
-                kept = parts[: int(len(parts) * share)]
-                if kept:
-                    words.append(" ".join(kept) + "…")
-        return " ".join(words)
+        """The reply text the user heard by clock time `until` (None: all); apologies are not part of it."""
+        return heard_text(self.reply.segments, until, cut_mark="…")  # the prompt then shows it was cut
+
+    def ms_after_request(self, at: float | None) -> float | None:
+        return None if at is None else (at - self.reply.requested_at) * 1000
 
 
 @dataclass(frozen=True)
@@ -122,9 +97,6 @@ class Turn:
         self.on_reply_started: Callable[[], None] = lambda: None
         self.perf = perf
 
-    async def _blocking(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
     async def transcribe(self, audio: Audio, record: TurnRecord, text: str | None) -> str:
         """Speech-to-text (unless a speculative transcript of this audio is given), wake word removed.
 
@@ -148,108 +120,93 @@ class Turn:
         self.bus.publish(Transcript(self.clock.now(), record.transcript))
         return record.transcript
 
-    async def fail(self, record: TurnRecord, error: TurnError) -> None:
-        """The one place a failed stage becomes an outcome: an error event and a spoken answer."""
+    async def fail(self, record: TurnRecord, error: TurnError, sink: SpeakerSink | None = None) -> None:
+        """The one place a failed stage becomes an outcome: an error event and a spoken answer.
+
+        `sink` is the reply's own when part of it was spoken: the apology follows it in one stretch.
+        """
         record.failed = True
         log.warning("turn failed (%s): %s", error.code, error)
         self.bus.publish(Error(self.clock.now(), error.code, str(error)))
         heard_nothing = isinstance(error, NothingHeard | SpeechToTextFailed)
         text = self.settings.not_heard if heard_nothing else self.settings.apology
-        if not text:
-            return
-        queue: asyncio.Queue[Spoken | Audio | None] = asyncio.Queue()
-        await self._synthesize(record, text, queue, apology=True)
-        await queue.put(None)
-        await self._play(record, queue)
+        sink = sink or SpeakerSink(self, record)
+        if text:
+            await say(text, synthesize=self._synthesize, sink=sink, hooks=self._hooks())
+        await sink.close()
 
     async def respond(self, record: TurnRecord) -> None:
-        """Stream the reply to the speaker; speak an apology if the turn fails."""
-        queue: asyncio.Queue[Spoken | Audio | None] = asyncio.Queue(maxsize=4)
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._produce(record, queue), name="turn-produce")
-            group.create_task(self._play(record, queue), name="turn-play")
-
-    async def _produce(self, record: TurnRecord, queue: asyncio.Queue[Spoken | Audio | None]) -> None:
+        """Stream the reply to the speaker; a failed LLM is spoken as an apology after what arrived."""
         now = self.clock.now()
         messages = self.history.messages(record.transcript, now)
         self.bus.publish(LlmRequest(now, self.settings.llm_model, len(messages)))
-        splitter = SentenceSplitter(self.settings.first_chunk_min_chars)
-        requested = self.perf()
+        sink = SpeakerSink(self, record)
+        hooks = self._hooks()
+        hooks.first_token = lambda: self.bus.publish(LlmFirstToken(self.clock.now()))
+        hooks.llm_done = lambda text: self.bus.publish(LlmDone(self.clock.now(), text))
         try:
-            async for token in self.llm.stream(messages):
-                if record.llm_first_token_ms is None:
-                    record.llm_first_token_ms = (self.perf() - requested) * 1000
-                    self.bus.publish(LlmFirstToken(self.clock.now()))
-                record.reply += token
-                for chunk in splitter.push(token):
-                    if record.first_sentence_ms is None:
-                        record.first_sentence_ms = (self.perf() - requested) * 1000
-                    await self._synthesize(record, chunk, queue)
-            self.bus.publish(LlmDone(self.clock.now(), record.reply))
-            for chunk in splitter.flush():
-                if record.first_sentence_ms is None:
-                    record.first_sentence_ms = (self.perf() - requested) * 1000
-                await self._synthesize(record, chunk, queue)
-        except TurnError as exc:
-            record.failed = True
-            log.warning("turn failed (%s): %s", exc.code, exc)
-            self.bus.publish(Error(self.clock.now(), exc.code, str(exc)))
-            for chunk in splitter.flush():
-                await self._synthesize(record, chunk, queue)
-            await self._synthesize(record, self.settings.apology, queue, apology=True)
-        await queue.put(None)
-
-    async def _synthesize(
-        self,
-        record: TurnRecord,
-        text: str,
-        queue: asyncio.Queue[Spoken | Audio | None],
-        *,
-        apology: bool = False,
-    ) -> None:
-        self.bus.publish(Sentence(self.clock.now(), text))
-        started = self.perf()
-        try:
-            audio = await self._blocking(self.tts.synthesize, text)
-        except Exception as exc:  # a voice that fails on one chunk skips that chunk
-            log.error("text-to-speech failed on %r: %s", text, exc)
-            self.bus.publish(Error(self.clock.now(), "tts_failed", str(exc)))
+            await speak(
+                self.llm.stream(messages),
+                synthesize=self._synthesize,
+                sink=sink,
+                first_chunk_min_chars=self.settings.first_chunk_min_chars,
+                hooks=hooks,
+                reply=record.reply,
+                perf=self.perf,
+            )
+        except TurnError as error:
+            await self.fail(record, error, sink)
             return
-        if record.tts_ms is None:
-            record.tts_ms = (self.perf() - started) * 1000
-        await queue.put(Spoken(text, 0.0, 0.0, apology))
-        await queue.put(audio)
+        await sink.close()
 
-    async def _play(self, record: TurnRecord, queue: asyncio.Queue[Spoken | Audio | None]) -> None:
-        pending: Spoken | None = None
-        while (item := await queue.get()) is not None:
-            if isinstance(item, Spoken):
-                pending = item
-                continue
-            assert pending is not None
-            start = max(self.speaker.queued_until(), self.clock.now())
-            pending.start, pending.end = start, start + len(item) / SAMPLE_RATE
-            record.spoken.append(pending)
-            if record.first_audio_at is None:
-                record.first_audio_at = start
-                self.on_reply_started()
-                self.bus.publish(AudioStarted(start))
-            await self.speaker.play(item)
-        if record.first_audio_at is not None:
-            end = await self.speaker.drain()
-            self.bus.publish(AudioStopped(end, interrupted=False))
+    def _hooks(self) -> Hooks:
+        return Hooks(chunk=lambda text: self.bus.publish(Sentence(self.clock.now(), text)), tts_failed=self._tts_failed)
+
+    def _tts_failed(self, text: str, exc: Exception) -> None:
+        log.error("text-to-speech failed on %r: %s", text, exc)
+        self.bus.publish(Error(self.clock.now(), TextToSpeechFailed.code, str(exc)))
+
+    async def _synthesize(self, text: str) -> Audio:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self.tts.synthesize, text)
 
     def latency(self, record: TurnRecord) -> TurnLatency:
         """The turn's latency breakdown as an event."""
         first_audio = None
         if record.first_audio_at is not None:
             first_audio = (record.first_audio_at - record.speech_end) * 1000
+        reply = record.reply
         return TurnLatency(
             self.clock.now(),
             endpointing_ms=(record.endpoint_at - record.speech_end) * 1000,
             stt_ms=record.stt_ms,
-            llm_first_token_ms=record.llm_first_token_ms,
-            first_sentence_ms=record.first_sentence_ms,
-            tts_ms=record.tts_ms,
+            llm_first_token_ms=record.ms_after_request(reply.first_token_at),
+            first_sentence_ms=record.ms_after_request(reply.first_chunk_at),
+            tts_ms=None if reply.first_tts_s is None else reply.first_tts_s * 1000,
             end_of_speech_to_first_audio_ms=first_audio,
         )
+
+
+class SpeakerSink:
+    """The appliance's sink: the speaker, on the shared clock, with the audio events."""
+
+    def __init__(self, turn: Turn, record: TurnRecord) -> None:
+        self.turn, self.record = turn, record
+        self.started = False
+
+    async def play(self, text: str, audio: Audio) -> Segment:
+        speaker, clock = self.turn.speaker, self.turn.clock
+        start = max(speaker.queued_until(), clock.now())
+        if not self.started:
+            self.started = True
+            if self.record.first_audio_at is None:
+                self.record.first_audio_at = start
+            self.turn.on_reply_started()
+            self.turn.bus.publish(AudioStarted(start))
+        await speaker.play(audio)
+        return Segment(text, start, start + len(audio) / SAMPLE_RATE)
+
+    async def close(self) -> None:
+        """Wait until the speaker has played it all (a cancelled turn stops the speaker instead)."""
+        if self.started:
+            end = await self.turn.speaker.drain()
+            self.turn.bus.publish(AudioStopped(end, interrupted=False))

@@ -6,6 +6,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from assistant.core.ports import Message
+from assistant.core.reply import prompt
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,10 @@ class History:
     def messages(self, user_text: str | None, now: float) -> list[Message]:
         """The prompt for a new request (`None` gives just the prefix, for warming)."""
         self.expire(now)
-        out = [Message("system", self.system_prompt)] if self.system_prompt else []
-        for exchange in self._exchanges:
-            out.append(Message("user", exchange.user))
-            if exchange.assistant:
-                out.append(Message("assistant", exchange.assistant))
+        turns = [(role, text) for e in self._exchanges for role, text in (("user", e.user), ("assistant", e.assistant))]
         if user_text is not None:
-            out.append(Message("user", user_text))
-        return out
+            turns.append(("user", user_text))
+        return prompt(self.system_prompt, turns)
 
     def add(self, user: str, assistant: str, now: float) -> None:
         """Record an exchange; `assistant` is only what was actually spoken."""

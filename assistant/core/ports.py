@@ -9,7 +9,7 @@ the same core with fakes.  All audio inside the core is mono float32 in
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -113,7 +113,9 @@ class LlmOptions:
 class LanguageModel(Protocol):
     """Streams a chat reply; raises `TurnError` subclasses on failure."""
 
-    def stream(self, messages: Sequence[Message], options: LlmOptions | None = None) -> AsyncIterator[str]:
+    def stream(
+        self, messages: Sequence[Message], options: LlmOptions | None = None
+    ) -> AsyncGenerator[str, None]:
         """Yield the reply piece by piece; closing the iterator stops the request."""
         ...
 

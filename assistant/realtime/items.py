@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from assistant.core.ports import Audio, Message
+from assistant.core.reply import Segment, heard, heard_text, prompt
 from assistant.realtime.protocol import (
     WIRE_RATE,
     Dialect,
@@ -21,15 +22,6 @@ from assistant.realtime.protocol import (
 Role = Literal["user", "assistant", "system"]
 
 
-@dataclass(frozen=True)
-class Segment:
-    """One spoken chunk of an assistant item: its text and where its audio lies."""
-
-    start_ms: float
-    end_ms: float
-    text: str
-
-
 @dataclass
 class Item:
     """A message in the conversation (user audio or text, assistant reply, system note)."""
@@ -42,32 +34,21 @@ class Item:
     audio_ms: float = 0.0
     status: Literal["completed", "incomplete", "in_progress"] = "completed"
     segments: list[Segment] = field(default_factory=list)
+    """An assistant reply's chunks as the core's reply path placed them (seconds of the item's audio)."""
     transcription: asyncio.Task[str] | None = None
 
-    def add_segment(self, text: str, duration_ms: float) -> None:
-        """Record a chunk sent to the client, and its audio length."""
-        self.segments.append(Segment(self.audio_ms, self.audio_ms + duration_ms, text))
-        self.audio_ms += duration_ms
-        self.text = " ".join(s.text for s in self.segments)
+    def add_segment(self, segment: Segment) -> None:
+        """Record a chunk sent to the client."""
+        self.segments.append(segment)
+        self.audio_ms = segment.end * 1000
+        self.text = heard_text(self.segments)
 
     def truncate(self, audio_end_ms: float) -> None:
-        """Keep only what was heard up to `audio_end_ms`: whole chunks, then a share of the next one's words."""
+        """Keep only what was heard up to `audio_end_ms` (the core's clipping: whole chunks, then a share)."""
         if not self.segments:
             return  # an item the client created: no audio was sent for it
-        kept: list[Segment] = []
-        for segment in self.segments:
-            if segment.end_ms <= audio_end_ms:
-                kept.append(segment)
-                continue
-            if segment.start_ms < audio_end_ms:
-                words = segment.text.split()
-                share = (audio_end_ms - segment.start_ms) / (segment.end_ms - segment.start_ms)
-                heard = int(len(words) * share)
-                if heard:
-                    kept.append(Segment(segment.start_ms, audio_end_ms, " ".join(words[:heard])))
-            break
-        self.segments = kept
-        self.text = " ".join(s.text for s in kept)
+        self.segments = heard(self.segments, audio_end_ms / 1000)
+        self.text = heard_text(self.segments)
         self.audio_ms = min(self.audio_ms, audio_end_ms)
 
     def wire(self, dialect: Dialect) -> dict[str, Any]:
@@ -128,13 +109,10 @@ class Conversation:
 
     async def messages(self, system: str) -> list[Message]:
         """The LLM prompt: `system`, then every item's text (waiting for pending transcriptions)."""
-        out = [Message("system", system)] if system else []
         for item in list(self.items):
             if item.transcription is not None and not item.transcription.done():
                 await asyncio.wait([item.transcription])
-            if item.text.strip():
-                out.append(Message(item.role, item.text))
-        return out
+        return prompt(system, ((item.role, item.text) for item in self.items))
 
     def cancel_pending(self) -> None:
         """Stop every transcription still running (the connection is closing)."""

@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from assistant.core.errors import TurnError
 from assistant.core.ports import Audio, LlmOptions, Message, TokenUsage
-from assistant.core.sentences import SentenceSplitter
+from assistant.core.reply import Segment, speak
 from assistant.realtime import protocol as p
 from assistant.realtime.items import Item
 
@@ -190,54 +190,19 @@ class ResponseRun:
         content: dict[str, Any] = self.item.wire(p.Dialect.BETA)["content"][0]
         return content
 
-    def _stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
-        stream: AsyncIterator[str] = self.session.shared.engines.llm.stream(messages, self._llm_options())
-        return stream
+    def _stream(self, messages: Sequence[Message]) -> AsyncGenerator[str, None]:
+        return self.session.shared.engines.llm.stream(messages, self._llm_options())
 
     async def _speak(self, messages: Sequence[Message]) -> None:
-        chunks: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
-        producer = asyncio.create_task(self._produce(messages, chunks), name=f"llm {self.id}")
-        try:
-            while (chunk := await chunks.get()) is not None:
-                if isinstance(chunk, BaseException):
-                    raise chunk
-                audio = await self.session.shared.synthesize(chunk)
-                self._send_chunk(chunk, audio)
-        finally:
-            producer.cancel()
-            await asyncio.wait([producer])
-
-    async def _produce(self, messages: Sequence[Message], chunks: asyncio.Queue[str | BaseException | None]) -> None:
-        splitter = SentenceSplitter(self.session.shared.config.tts.first_chunk_min_chars)
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                stream = self._stream(messages)
-                if hasattr(stream, "aclose"):
-                    stack.push_async_callback(stream.aclose)
-                async for piece in stream:
-                    for chunk in splitter.push(piece):
-                        chunks.put_nowait(chunk)
-            for chunk in splitter.flush():
-                chunks.put_nowait(chunk)
-            chunks.put_nowait(None)
-        except Exception as exc:  # handed to the consumer, which raises it in the response task
-            # Speak what had arrived before the stream broke, then fail the response.
-            for chunk in splitter.flush():
-                chunks.put_nowait(chunk)
-            chunks.put_nowait(exc)
-
-    def _send_chunk(self, text: str, audio: Audio) -> None:
-        delta = text if not self.item.segments else " " + text
-        self.emit("response.output_audio_transcript.delta", delta=delta)
-        for start in range(0, len(audio), DELTA_SAMPLES):
-            self.emit("response.output_audio.delta", delta=p.encode_audio(audio[start : start + DELTA_SAMPLES]))
-        self.item.add_segment(text, len(audio) * 1000 / p.WIRE_RATE)
+        await speak(
+            self._stream(messages),
+            synthesize=self.session.shared.synthesize,
+            sink=WireSink(self),
+            first_chunk_min_chars=self.session.shared.config.tts.first_chunk_min_chars,
+        )
 
     async def _write(self, messages: Sequence[Message]) -> None:
-        async with contextlib.AsyncExitStack() as stack:
-            stream = self._stream(messages)
-            if hasattr(stream, "aclose"):
-                stack.push_async_callback(stream.aclose)
+        async with contextlib.aclosing(self._stream(messages)) as stream:
             async for piece in stream:
                 self.item.text += piece
                 self.emit("response.output_text.delta", delta=piece)
@@ -257,3 +222,20 @@ class ResponseRun:
             if self.options.in_conversation:
                 session.emit("conversation.item.done", item=item)
         session.emit("response.done", response=self.wire(status, details))
+
+
+class WireSink:
+    """A realtime response's sink: transcript and audio deltas on the session's wire."""
+
+    def __init__(self, run: ResponseRun) -> None:
+        self.run = run
+
+    async def play(self, text: str, audio: Audio) -> Segment:
+        item = self.run.item
+        self.run.emit("response.output_audio_transcript.delta", delta=text if not item.segments else " " + text)
+        for start in range(0, len(audio), DELTA_SAMPLES):
+            self.run.emit("response.output_audio.delta", delta=p.encode_audio(audio[start : start + DELTA_SAMPLES]))
+        begin = item.audio_ms / 1000
+        segment = Segment(text, begin, begin + len(audio) / p.WIRE_RATE)
+        item.add_segment(segment)
+        return segment
