@@ -10,8 +10,8 @@ import yaml
 
 from assistant import config as config_module
 from assistant.audio.wav import read_wav
+from assistant.testing.ollama_server import OllamaTestServer
 from tests.conftest import ROOT, sounds_like
-from tests.ollama_server import OllamaTestServer
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -34,8 +34,8 @@ from assistant.core.errors import AudioDeviceLost, DeviceFault, FatalError
 from assistant.core.ports import BLOCK_SAMPLES
 from assistant.events import DeviceLost, DeviceRestored, Event, EventBus, StateChanged
 from assistant.selftest import stored_wake_sample
+from assistant.testing.ollama_server import OllamaTestServer
 from tests.conftest import ROOT
-from tests.ollama_server import OllamaTestServer
 from tests.test_audio_devices import pulse
 from tests.test_metrics import samples, value
 from tests.test_run_with_server import free_port

@@ -26,7 +26,7 @@ from assistant.core.errors import (
 )
 from assistant.core.ports import Health, Message
 from assistant.engines.llm import OllamaLanguageModel, normalise_host
-from tests.ollama_server import Behaviour, OllamaTestServer, split_tokens
+from assistant.testing.ollama_server import Behaviour, OllamaTestServer, split_tokens
 
 MODEL = "llama3.2:1b"
 REPLY = "Sure! It's sunny, about 21 degrees, with a light breeze."
@@ -411,7 +411,8 @@ def test_server_stops_promptly_with_hung_and_streaming_clients() -> None:
 
 
 def test_server_runs_as_a_module() -> None:
-    command = [sys.executable, "-m", "tests.ollama_server", "--port", "0", "--ttft-ms", "0", "--reply", "Hi there."]
+    server = "assistant.testing.ollama_server"
+    command = [sys.executable, "-m", server, "--port", "0", "--ttft-ms", "0", "--reply", "Hi there."]
     with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True) as proc:
         try:
             assert proc.stdout is not None

@@ -15,7 +15,7 @@ from assistant.core.ports import LlmOptions, Message
 from assistant.engines.llm import OllamaLanguageModel
 from assistant.engines.llm_chain import LlmChain, build_llm
 from assistant.events import Event, LlmFallback, LlmHostDown, LlmHostUp
-from tests.ollama_server import Behaviour, Blackhole, OllamaTestServer, split_tokens
+from assistant.testing.ollama_server import Behaviour, Blackhole, OllamaTestServer, split_tokens
 
 PRIMARY_MODEL, FALLBACK_MODEL = "llama3.1:8b", "llama3.2:1b"
 PRIMARY_REPLY, FALLBACK_REPLY = "The big model answers.", "The small model answers."

@@ -20,8 +20,8 @@ import pytest
 
 from assistant import config as config_module
 from assistant.core.errors import ConfigError
+from assistant.testing.ollama_server import Behaviour, OllamaTestServer
 from tests.conftest import ROOT, concat
-from tests.ollama_server import Behaviour, OllamaTestServer
 
 REAL = ("stt.model=whisper/ggml-tiny.en-real.bin", "tts.voice=piper/en_US-joe-medium.onnx")
 PRIMARY_REPLY = "Paris is the capital of France. It sits on the river Seine."

@@ -30,8 +30,8 @@ from assistant.events import (
     Wake,
 )
 from assistant.metrics import Metrics, serve_metrics
+from assistant.testing.ollama_server import OllamaTestServer
 from tests.conftest import ROOT, concat, silence
-from tests.ollama_server import OllamaTestServer
 from tests.test_run_with_server import free_port
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from assistant.realtime.access import Access, host_name, resolve_model
 from assistant.realtime.server import RealtimeServer
-from tests.ollama_server import OllamaTestServer
+from assistant.testing.ollama_server import OllamaTestServer
 from tests.test_realtime_browser import browser
 from tests.test_realtime_support import (
     EVENT_TIMEOUT_S,

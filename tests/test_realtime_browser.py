@@ -23,8 +23,8 @@ import httpx
 import websockets
 
 from assistant.realtime.server import RealtimeServer
+from assistant.testing.ollama_server import Behaviour, OllamaTestServer
 from tests.conftest import concat, missing
-from tests.ollama_server import Behaviour, OllamaTestServer
 from tests.test_realtime_support import (
     EVENT_TIMEOUT_S,
     REPLY,

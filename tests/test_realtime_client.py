@@ -14,8 +14,8 @@ import assistant
 from assistant.realtime.bench import measure_commit_to_first_delta
 from assistant.realtime.client import AsyncRealtimeSession
 from assistant.realtime.server import RealtimeServer
+from assistant.testing.ollama_server import OllamaTestServer
 from tests.conftest import ROOT
-from tests.ollama_server import OllamaTestServer
 from tests.test_realtime_support import (
     EVENT_TIMEOUT_S,
     REPLY,

@@ -10,7 +10,7 @@ import pytest
 
 from assistant.realtime.protocol import Dialect
 from assistant.realtime.server import RealtimeServer
-from tests.ollama_server import Behaviour, OllamaTestServer, split_tokens
+from assistant.testing.ollama_server import Behaviour, OllamaTestServer, split_tokens
 from tests.test_realtime_support import (
     REPLY,
     VOICE,

@@ -11,7 +11,7 @@ import numpy as np
 from openai import AsyncOpenAI
 
 from assistant.realtime.server import RealtimeServer
-from tests.ollama_server import Behaviour, OllamaTestServer
+from assistant.testing.ollama_server import Behaviour, OllamaTestServer
 from tests.test_realtime_support import (
     EVENT_TIMEOUT_S,
     REPLY,

@@ -14,8 +14,8 @@ from assistant.app import Engines
 from assistant.audio.wav import read_wav
 from assistant.realtime.protocol import WIRE_RATE
 from assistant.realtime.server import RealtimeServer
+from assistant.testing.ollama_server import OllamaTestServer
 from tests.conftest import speak
-from tests.ollama_server import OllamaTestServer
 from tests.test_realtime_sdk import of, sdk, until
 from tests.test_realtime_support import b64_chunks, ollama, silence
 

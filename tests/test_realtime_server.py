@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from assistant.core.errors import ConfigError
 from assistant.realtime.server import RealtimeServer
-from tests.ollama_server import Behaviour, OllamaTestServer
+from assistant.testing.ollama_server import Behaviour, OllamaTestServer
 from tests.test_realtime_support import (
     EVENT_TIMEOUT_S,
     REPLY,

@@ -32,7 +32,7 @@ from assistant.engines.llm_chain import build_llm
 from assistant.realtime.protocol import WIRE_RATE, Dialect, pcm16
 from assistant.realtime.server import RealtimeServer
 from assistant.realtime.session import RealtimeSession
-from tests.ollama_server import OllamaTestServer
+from assistant.testing.ollama_server import OllamaTestServer
 
 REPLY = "The capital of France is Paris, a city on the river Seine. It is famous for the Eiffel Tower."
 QUESTION = "what is the capital of France?"

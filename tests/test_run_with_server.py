@@ -12,8 +12,8 @@ from pathlib import Path
 
 import websockets
 
+from assistant.testing.ollama_server import OllamaTestServer
 from tests.conftest import ROOT, silence
-from tests.ollama_server import OllamaTestServer
 
 
 def free_port() -> int:

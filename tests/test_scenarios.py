@@ -19,8 +19,8 @@ import pytest
 
 from assistant.audio.wav import read_wav
 from assistant.bench.wer import normalise
+from assistant.testing.ollama_server import Behaviour, OllamaTestServer
 from tests.conftest import ROOT, concat, sounds_like, speak
-from tests.ollama_server import Behaviour, OllamaTestServer
 
 REPLY = (
     "The capital of France is Paris, a city on the river Seine. "

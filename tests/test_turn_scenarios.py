@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from assistant.testing.ollama_server import OllamaTestServer
 from tests.conftest import concat, silence, speak
-from tests.ollama_server import OllamaTestServer
 from tests.test_scenarios import run_assistant
 
 REAL = ("stt.model=whisper/ggml-tiny.en-real.bin", "turn.mode=smart_turn")

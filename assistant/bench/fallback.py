@@ -3,7 +3,7 @@
     python -m assistant.bench.fallback [--runs 10] [--connect-timeout-s 0.5] [--ttft-ms 150]
 
 The real `LlmChain` and `ollama` client against the loopback Ollama test
-servers (tests/ollama_server.py): for each way the primary can be gone, a
+servers (assistant/testing/ollama_server.py): for each way the primary can be gone, a
 fresh chain (nothing known about the primary yet, no warm-up) is asked one
 question and the time to the first piece of the reply is measured.  The goal
 is the primary's connect time-out plus the fallback's own first token (which
@@ -20,7 +20,6 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from assistant.core.errors import TurnError
@@ -28,7 +27,6 @@ from assistant.core.ports import Message
 from assistant.engines.llm import OllamaLanguageModel
 from assistant.engines.llm_chain import LlmChain
 
-ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = [Message("system", "Be brief."), Message("user", "What is the capital of France?")]
 
 Gone = Callable[[], AsyncIterator[str]]
@@ -53,7 +51,7 @@ def summary(samples: Sequence[float]) -> dict[str, float]:
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from tests.ollama_server import Behaviour, Blackhole, OllamaTestServer
+    from assistant.testing.ollama_server import Behaviour, Blackhole, OllamaTestServer
 
     def host(url: str, model: str) -> OllamaLanguageModel:
         return OllamaLanguageModel(url, model, timeout_s=10.0, connect_timeout_s=args.connect_timeout_s)
@@ -136,8 +134,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connect-timeout-s", type=float, default=0.5)
     parser.add_argument("--ttft-ms", type=float, default=150.0, help="the fallback server's time to first token")
     args = parser.parse_args(argv)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))  # tests.ollama_server
     print(json.dumps(asyncio.run(measure(args)), indent=2))
     return 0
 

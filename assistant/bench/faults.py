@@ -144,7 +144,8 @@ class ServerProcess:
             probe.bind(("127.0.0.1", 0))
             self.port = int(probe.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
-        self._argv = [sys.executable, "-m", "tests.ollama_server", "--port", str(self.port), "--models", MODEL]
+        server = "assistant.testing.ollama_server"
+        self._argv = [sys.executable, "-m", server, "--port", str(self.port), "--models", MODEL]
         self._argv += ["--ttft-ms", str(args.ttft_ms), "--tokens-per-s", str(args.tokens_per_s), "--reply", args.reply]
         self._process: subprocess.Popen[str] | None = None
 

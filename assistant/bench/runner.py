@@ -307,7 +307,7 @@ async def thinking_phase(bench: Bench, config: Config, pairs: int) -> dict[str, 
 
 async def run_bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     from assistant.engines.tts import load_tts
-    from tests.ollama_server import OllamaTestServer
+    from assistant.testing.ollama_server import OllamaTestServer
 
     progress("making speech with espeak-ng")
     phrases = Phrases.make()
@@ -395,8 +395,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))  # tests.ollama_server
     if args.faults:
         from assistant.bench import faults
 

@@ -146,7 +146,7 @@ class ReplyPlan:
 
     @classmethod
     def of(cls, reply: str, first_chunk_min_chars: int) -> ReplyPlan:
-        from tests.ollama_server import split_tokens  # the server's own tokenizer
+        from assistant.testing.ollama_server import split_tokens  # the server's own tokenizer
 
         tokens = split_tokens(reply)
         splitter = SentenceSplitter(first_chunk_min_chars)

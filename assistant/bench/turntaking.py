@@ -123,7 +123,7 @@ def make_config(models: Path, host: str, overrides: Sequence[str]) -> Config:
 
 
 async def main_async(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    from tests.ollama_server import OllamaTestServer  # the Ollama test server the benchmark uses
+    from assistant.testing.ollama_server import OllamaTestServer  # the Ollama test server the benchmark uses
 
     reply = "Sure, here is the answer you asked for."
     with OllamaTestServer(models=["bench-model"], reply=reply, ttft_ms=150, tokens_per_s=40) as server:
@@ -149,8 +149,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR")
     args = parser.parse_args(argv)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     if args.keep is not None:
         results = asyncio.run(main_async(args, args.keep))
     else:

@@ -21,7 +21,7 @@ that has gone off the network.
 
 Run standalone (for benchmarks)::
 
-    python -m tests.ollama_server --port 11434 --ttft-ms 150 --tokens-per-s 40
+    python -m assistant.testing.ollama_server --port 11434 --ttft-ms 150 --tokens-per-s 40
 
 A standalone server also answers ``GET /_test/requests`` (the records as JSON)
 and ``POST /_test/script`` (a `Behaviour` as JSON); neither is recorded.
@@ -818,7 +818,9 @@ class Blackhole:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until killed (SIGTERM / SIGINT)."""
-    parser = argparse.ArgumentParser(prog="python -m tests.ollama_server", description="A loopback Ollama look-alike.")
+    parser = argparse.ArgumentParser(
+        prog="python -m assistant.testing.ollama_server", description="A loopback Ollama look-alike."
+    )
     parser.add_argument("--port", type=int, default=11434, help="0 picks a free port")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--ttft-ms", type=float, default=150.0)
