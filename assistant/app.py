@@ -8,7 +8,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from assistant.audio.clock import SampleClock
 from assistant.audio.wav import WavMicrophone
@@ -19,54 +19,13 @@ from assistant.core.endpointing import EndpointSettings
 from assistant.core.history import History
 from assistant.core.ports import Audio, Microphone, Speaker
 from assistant.core.transcript import phrase_words
+from assistant.engines.bundle import Engines, load_engines
 from assistant.events import EventBus, JsonLinesWriter
-
-if TYPE_CHECKING:
-    from assistant.engines.llm_chain import LlmChain
 
 log = logging.getLogger(__name__)
 
 DeviceOpeners = Callable[[SampleClock], dict[str, Callable[[], Any]]]
 """Given the runtime's clock: an opener per device kind ("microphone", "speaker") standing in for pyaudio's."""
-
-
-@dataclass
-class Engines:
-    """Every model, loaded once at start-up and shared (also by the realtime server)."""
-
-    wake: Any
-    vad: Any
-    stt: Any
-    llm: LlmChain
-    tts: Any
-    turn: Any = None
-    """The end-of-turn model (None when turn.mode is silence)."""
-
-
-def load_engines(config: Config, *, warm: bool = True) -> Engines:
-    """Load (and warm) every model; raises ModelError naming a missing file."""
-    from assistant.engines.llm_chain import build_llm
-    from assistant.engines.stt import load_stt
-    from assistant.engines.tts import load_tts
-    from assistant.engines.turn import load_turn
-    from assistant.engines.vad import load_vad
-    from assistant.engines.wake import load_wake
-
-    models = config.models_path
-    engines = Engines(
-        wake=load_wake(config.wake, models),
-        vad=load_vad(config.vad, models),
-        stt=load_stt(config.stt, models),
-        llm=build_llm(config.llm),
-        tts=load_tts(config.tts, models),
-        turn=load_turn(config.turn, models) if config.turn.mode == "smart_turn" else None,
-    )
-    if warm:
-        engines.stt.warm()
-        engines.tts.warm()
-        if engines.turn is not None:
-            engines.turn.warm()
-    return engines
 
 
 def endpoint_settings(config: Config) -> EndpointSettings:

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,43 +13,10 @@ from typing import IO
 
 from assistant import __version__
 from assistant import config as config_module
+from assistant.cmdline import add_config_args, load_config, setup_logging
 from assistant.core.errors import AssistantError, FatalError
 
 log = logging.getLogger("assistant")
-
-_PRIORITY = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
-
-
-class JournalFormatter(logging.Formatter):
-    """`<priority>name: message`: journald reads the level and adds the time."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        return "\n".join(f"<{_PRIORITY.get(record.levelname, 6)}>{line}" for line in text.splitlines())
-
-
-def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"):
-        handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-
-
-def _config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", action="append", default=[], metavar="FILE", help="YAML config; repeat to layer files"
-    )
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override one key, e.g. llm.model=qwen2.5:1.5b"
-    )
-
-
-def load_config(args: argparse.Namespace) -> config_module.Config:
-    return config_module.load(args.config, args.set)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -127,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the assistant (microphone → reply)")
-    _config_args(run)
+    add_config_args(run)
     run.add_argument("--input", type=Path, metavar="IN.wav", help="a WAV file as the microphone")
     run.add_argument("--output", type=Path, metavar="OUT.wav", help="a WAV file as the speaker")
     run.add_argument("--fast", action="store_true", help="with --input: run on a virtual clock, as fast as possible")
@@ -135,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check", help="check every part and say how to fix what fails")
-    _config_args(check)
+    add_config_args(check)
     check.add_argument(
         "--audio",
         action="store_true",
@@ -150,24 +116,24 @@ def build_parser() -> argparse.ArgumentParser:
     devices.set_defaults(func=cmd_devices)
 
     say = sub.add_parser("say", help="speak text with the configured voice")
-    _config_args(say)
+    add_config_args(say)
     say.add_argument("text", nargs="+")
     say.add_argument("--output", type=Path, metavar="OUT.wav")
     say.set_defaults(func=cmd_say)
 
     transcribe = sub.add_parser("transcribe", help="transcribe a WAV file")
-    _config_args(transcribe)
+    add_config_args(transcribe)
     transcribe.add_argument("wav", type=Path)
     transcribe.set_defaults(func=cmd_transcribe)
 
     cfg = sub.add_parser("config", help="validate or show configuration")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     validate = cfg_sub.add_parser("validate", help="validate config files with the assistant's own loader")
-    _config_args(validate)
+    add_config_args(validate)
     validate.add_argument("files", nargs="+", type=Path)
     validate.set_defaults(func=cmd_config_validate)
     show = cfg_sub.add_parser("show", help="print the effective configuration")
-    _config_args(show)
+    add_config_args(show)
     show.set_defaults(func=cmd_config_show)
 
     for register in _extensions():

@@ -27,16 +27,16 @@ def _models(sub: SubParsers) -> None:
 
 
 def _leds(sub: SubParsers) -> None:
-    from assistant.cli import _config_args
+    from assistant.cmdline import add_config_args
 
     parser = sub.add_parser("leds", help="check the status LEDs")
     actions = parser.add_subparsers(dest="leds_command", required=True, metavar="ACTION")
     test = actions.add_parser("test", help="show every state's pattern and print the pin values it set")
-    _config_args(test)
+    add_config_args(test)
     test.add_argument("--hold", type=float, default=1.0, metavar="SECONDS", help="how long to show each state")
 
     def run_test(args: argparse.Namespace) -> int:
-        from assistant.cli import load_config, setup_logging
+        from assistant.cmdline import load_config, setup_logging
         from assistant.device.leds import run_test
 
         config = load_config(args)

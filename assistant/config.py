@@ -216,7 +216,7 @@ class MetricsConfig(Section):
 
     @model_validator(mode="after")
     def _token_off_loopback(self) -> MetricsConfig:
-        if self.port is not None and not _is_loopback(self.host) and not self.token:
+        if self.port is not None and not is_loopback(self.host) and not self.token:
             raise ValueError(
                 f"metrics.host = {self.host!r} is not a loopback address: set metrics.token (scrapers send it "
                 "as 'Authorization: Bearer TOKEN') or bind to 127.0.0.1"
@@ -224,11 +224,21 @@ class MetricsConfig(Section):
         return self
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether `host` is a loopback name or address."""
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_bind(host: str, token: str | None, *, key: str = "server") -> None:
+    """Refuse (ConfigError) to listen off loopback without a token (`key` names the config section)."""
+    if not is_loopback(host) and not token:
+        raise ConfigError(
+            f"{key}.host = {host!r} is not a loopback address: set {key}.token (clients send it as "
+            "'Authorization: Bearer TOKEN') or bind to 127.0.0.1"
+        )
 
 
 class SkillsConfig(Section):

@@ -22,6 +22,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
+from assistant.config import check_bind
 from assistant.events import (
     AudioStarted,
     DeviceLost,
@@ -198,8 +199,6 @@ async def serve_metrics(
     from websockets.asyncio.server import serve as ws_serve
     from websockets.datastructures import Headers
     from websockets.http11 import Request, Response
-
-    from assistant.realtime.server import check_bind
 
     check_bind(host, token, key="metrics")
 

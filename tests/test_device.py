@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from assistant import config as config_module
-from assistant.app import Engines, build
+from assistant.app import build
 from assistant.audio.wav import write_wav
 from assistant.config import LedsConfig, SoundsConfig
 from assistant.core.ports import BLOCK_SAMPLES, SAMPLE_RATE
@@ -26,6 +26,7 @@ from assistant.device.button import MuteState, build_button
 from assistant.device.leds import PATTERNS, Leds, Pattern, build_driver, build_leds, level_at
 from assistant.device.sounds import NAMES, load_sounds, synthesize
 from assistant.device.wiring import attach_device
+from assistant.engines.bundle import Engines
 from assistant.engines.llm_chain import build_llm
 from assistant.events import Error, EventBus, LlmHostDown, LlmHostUp, Muted, StateChanged
 from tests.conftest import ROOT, concat

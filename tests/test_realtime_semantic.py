@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from assistant import config as config_module
-from assistant.app import Engines
 from assistant.audio.wav import read_wav
+from assistant.engines.bundle import Engines
 from assistant.realtime.protocol import WIRE_RATE
 from assistant.realtime.server import RealtimeServer
 from assistant.testing.ollama_server import OllamaTestServer

@@ -26,8 +26,8 @@ from openai.types.realtime import realtime_server_event as ga_events
 from websockets.asyncio.client import ClientConnection
 
 from assistant import config as config_module
-from assistant.app import Engines
 from assistant.audio.wav import read_wav
+from assistant.engines.bundle import Engines
 from assistant.engines.llm_chain import build_llm
 from assistant.realtime.protocol import WIRE_RATE, Dialect, pcm16
 from assistant.realtime.server import RealtimeServer

@@ -34,7 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from assistant.app import Runtime, build, load_engines
+from assistant.app import Runtime, build
 from assistant.audio.wav import read_wav
 from assistant.bench import report, script
 from assistant.bench.faultdevices import Plug, Tape, openers
@@ -50,6 +50,7 @@ from assistant.bench.probe import TimedStt, TimedTts, monotonic_to_perf, read_st
 from assistant.bench.runner import ROOT, Bench, make_config, progress
 from assistant.bench.script import Phrases, ReplyPlan
 from assistant.core.ports import SAMPLE_RATE
+from assistant.engines.bundle import load_engines
 from assistant.events import DeviceLost, DeviceRestored, Event, EventBus, LlmHostDown, LlmHostUp
 
 log = logging.getLogger(__name__)

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from assistant import config as config_module
-from assistant.app import Engines, Runtime, build, load_engines
+from assistant.app import Runtime, build
 from assistant.bench import metrics, report, script, speech
 from assistant.bench.probe import Probe, TimedStt, TimedTts, monotonic_to_perf, read_status
 from assistant.bench.script import Layout, Phrases, ReplyPlan
 from assistant.config import Config
 from assistant.core.ports import SAMPLE_RATE
+from assistant.engines.bundle import Engines, load_engines
 from assistant.events import Event
 
 log = logging.getLogger(__name__)

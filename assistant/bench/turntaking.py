@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from assistant import config as config_module
-from assistant.app import Engines, build, load_engines
+from assistant.app import build
 from assistant.bench.metrics import stats
 from assistant.bench.turnset import Utterance, write_turnset
 from assistant.config import Config
+from assistant.engines.bundle import Engines, load_engines
 from assistant.events import Event
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assistant.config import LedsConfig
-from assistant.device.leds import OFF, RGB, LedDriver, Pattern, animation_text, level_at, scale
+from assistant.device.patterns import OFF, RGB, LedDriver, Pattern, animation_text, level_at, scale
 
 SPI_HZ = 8_000_000
 

@@ -15,20 +15,12 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from assistant.config import is_loopback
+
 KEY_PREFIX = "openai-insecure-api-key."
 DEFAULT_MODELS = ("", "default")
 """``?model=`` values that mean the configured LLM (as do OpenAI names starting ``gpt-``)."""
 WILDCARDS = ("0.0.0.0", "::", "")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` is a loopback name or address."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _is_ip(host: str) -> bool:

@@ -17,10 +17,10 @@ log = logging.getLogger(__name__)
 
 def register(sub: Any) -> None:
     """Add ``serve`` and ``realtime`` to the command line."""
-    from assistant.cli import _config_args
+    from assistant.cmdline import add_config_args
 
     serve = sub.add_parser("serve", help="serve the OpenAI Realtime-compatible API and the browser page")
-    _config_args(serve)
+    add_config_args(serve)
     serve.add_argument("--host", help="address to bind (default: server.host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: server.port, 8765)")
     serve.set_defaults(func=cmd_serve)
@@ -38,9 +38,10 @@ def register(sub: Any) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Load the engines once and serve until interrupted."""
-    from assistant.app import load_engines
-    from assistant.cli import load_config, setup_logging
-    from assistant.realtime.server import check_bind, serve
+    from assistant.cmdline import load_config, setup_logging
+    from assistant.config import check_bind
+    from assistant.engines.bundle import load_engines
+    from assistant.realtime.server import serve
 
     config = load_config(args)
     setup_logging(config.log_level)
@@ -75,7 +76,7 @@ class Printer:
 
 def cmd_realtime(args: argparse.Namespace) -> int:
     """A spoken conversation with a realtime server (or one turn from a WAV file)."""
-    from assistant.cli import setup_logging
+    from assistant.cmdline import setup_logging
 
     setup_logging("warning")
     return asyncio.run(talk(args))

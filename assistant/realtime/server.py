@@ -31,10 +31,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from assistant.app import Engines
-from assistant.config import Config
-from assistant.core.errors import ConfigError
-from assistant.realtime.access import Access, is_loopback, resolve_model
+from assistant.config import Config, check_bind
+from assistant.engines.bundle import Engines
+from assistant.realtime.access import Access, resolve_model
 from assistant.realtime.protocol import Dialect
 from assistant.realtime.session import RealtimeSession
 from assistant.realtime.shared import Shared
@@ -60,15 +59,6 @@ SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
 )
-
-
-def check_bind(host: str, token: str | None, *, key: str = "server") -> None:
-    """Refuse (ConfigError) to listen off loopback without a token (`key` names the config section)."""
-    if not is_loopback(host) and not token:
-        raise ConfigError(
-            f"{key}.host = {host!r} is not a loopback address: set {key}.token (clients send it as "
-            "'Authorization: Bearer TOKEN') or bind to 127.0.0.1"
-        )
 
 
 class RealtimeServer:

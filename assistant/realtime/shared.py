@@ -17,10 +17,10 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 import numpy as np
 import soxr
 
-from assistant.app import Engines
 from assistant.config import Config
 from assistant.core.ports import SAMPLE_RATE, Audio, TurnDetector, VoiceActivity
 from assistant.core.work import run_abortable
+from assistant.engines.bundle import Engines
 from assistant.realtime.protocol import WIRE_RATE
 
 log = logging.getLogger(__name__)
