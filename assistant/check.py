@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,12 +23,18 @@ def _load(part: str, loader: Callable[[], Any]) -> tuple[Any, list[Health]]:
     return engine, rows
 
 
+_FIX = re.compile(r"\b(?:fix|run|fetch it with|get it with):\s*(.+)", re.IGNORECASE)
+
+
 def _fix_from(message: str) -> str:
+    """What follows the first "run:" (or "fix:", ...) in an error message: not the path before it."""
     for line in message.splitlines():
-        lowered = line.strip().lower()
-        for marker in ("fix:", "run:", "fetch it with:", "get it with:"):
-            if marker in lowered:
-                return line.split(":", 1)[1].strip()
+        found = _FIX.search(line.strip())
+        if found:
+            fix = found.group(1).strip()
+            if fix.endswith(")") and fix.count(")") > fix.count("("):
+                fix = fix[:-1].rstrip()  # the marker sat inside "(...)"
+            return fix
     return ""
 
 

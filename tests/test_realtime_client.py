@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-import assistant
+import assistant.realtime
 from assistant.realtime.bench import measure_commit_to_first_delta
 from assistant.realtime.client import AsyncRealtimeSession
 from assistant.realtime.server import RealtimeServer
@@ -57,7 +57,7 @@ async def test_async_client_text_and_audio(server: RealtimeServer, question_audi
 async def test_blocking_client_through_the_package(server: RealtimeServer) -> None:
     def converse() -> tuple[list[tuple[str, str]], str]:
         heard: list[tuple[str, str]] = []
-        with assistant.realtime(url=server.url, model="default", voice="default") as session:
+        with assistant.realtime.connect(url=server.url, model="default", voice="default") as session:
             session.on_transcript = lambda text, speaker: heard.append((speaker, text))
             session.send_text("Hello")
             response = session.wait_response(timeout=EVENT_TIMEOUT_S)

@@ -63,8 +63,6 @@ class WakeDetector(Protocol):
 
     def process(self, block: Audio) -> WakeHit | None: ...
 
-    def reset(self) -> None: ...
-
 
 class VoiceActivity(Protocol):
     """Probability of speech (Silero VAD or alike), per block or per window.

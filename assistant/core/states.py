@@ -14,7 +14,7 @@ class State(StrEnum):
 
 class Trigger(StrEnum):
     WAKE = "wake"
-    """The wake word fired (also barge-in while thinking or speaking)."""
+    """The wake word fired (also barge-in while thinking or speaking; ignored while listening)."""
     END_OF_SPEECH = "end_of_speech"
     """The user stopped speaking; the utterance goes to speech-to-text."""
     NO_SPEECH = "no_speech"
@@ -29,7 +29,6 @@ class Trigger(StrEnum):
 
 TRANSITIONS: dict[tuple[State, Trigger], State] = {
     (State.IDLE, Trigger.WAKE): State.LISTENING,
-    (State.LISTENING, Trigger.WAKE): State.LISTENING,
     (State.LISTENING, Trigger.END_OF_SPEECH): State.THINKING,
     (State.LISTENING, Trigger.NO_SPEECH): State.IDLE,
     (State.THINKING, Trigger.WAKE): State.LISTENING,

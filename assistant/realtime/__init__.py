@@ -1,23 +1,19 @@
 """The OpenAI Realtime-compatible server, its browser page, and a Python client.
 
-`assistant.realtime(url=..., model=..., voice=...)` opens a blocking client
-session (`assistant.realtime.client.RealtimeSession`): the package itself is
-callable, so the call works whether or not this package was imported first.
+`assistant.realtime.connect(url=..., model=..., voice=...)` opens a blocking
+client session (`assistant.realtime.client.RealtimeSession`) for a `with` block.
 """
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from assistant.realtime.client import RealtimeSession
 
 
-class _CallableModule(types.ModuleType):
-    def __call__(self, url: str = "ws://127.0.0.1:8765", **options: Any) -> Any:
-        """Open a blocking realtime client session (use it in a `with` block)."""
-        from assistant.realtime.client import RealtimeSession
+def connect(url: str = "ws://127.0.0.1:8765", **options: Any) -> RealtimeSession:
+    """A blocking realtime client session: `with connect(url=..., voice=...) as session:`."""
+    from assistant.realtime.client import RealtimeSession  # websockets and soxr only when a client is wanted
 
-        return RealtimeSession(url, **options)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+    return RealtimeSession(url, **options)

@@ -7,10 +7,10 @@ Async::
         await session.send_text("What is the capital of France?")
         await session.wait_response()
 
-Blocking, through ``assistant.realtime``::
+Blocking, through ``assistant.realtime.connect``::
 
-    import assistant
-    with assistant.realtime(url="ws://127.0.0.1:8765", voice="default") as session:
+    from assistant import realtime
+    with realtime.connect(url="ws://127.0.0.1:8765", voice="default") as session:
         session.start()   # microphone in, replies out, until session.stop() or Ctrl-C
 
 Audio given to and passed out of the session is mono float32 at 24 kHz (or

@@ -39,8 +39,6 @@ from assistant.realtime.shared import Shared, resample
 log = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], None]
-VAD_WINDOW = 512
-"""Samples at 16 kHz per VAD step (32 ms), Silero's window."""
 MIN_COMMIT_MS = 100.0
 PRE_SPEECH_KEEP_MS = 1000.0
 """Audio kept before speech starts beyond the prefix padding (the VAD needs a few windows to decide)."""
@@ -82,7 +80,6 @@ class RealtimeSession:
         self._received_samples = 0
         self._vad: VoiceActivity | None = None
         self._resampler: Any = None
-        self._vad_pending = np.zeros(0, dtype=np.float32)
         self._vad_ms = 0.0
         self._endpointer: Endpointer | None = None
         self._endpointer_origin_ms = 0.0
@@ -258,7 +255,6 @@ class RealtimeSession:
         if self._vad is not None:
             self._vad.reset()
         self._resampler = None
-        self._vad_pending = np.zeros(0, dtype=np.float32)
         self._endpointer = None
         self._speech_item_id = None
 
@@ -291,15 +287,12 @@ class RealtimeSession:
         turn = self.settings.turn_detection
         if self._resampler is None:
             self._resampler = soxr.ResampleStream(p.WIRE_RATE, SAMPLE_RATE, 1, dtype="float32")
-        samples = np.concatenate((self._vad_pending, self._resampler.resample_chunk(audio)))
-        whole = len(samples) - len(samples) % VAD_WINDOW
-        self._vad_pending = samples[whole:]
-        for start in range(0, whole, VAD_WINDOW):
-            probability = self._vad.process(samples[start : start + VAD_WINDOW])
+        window_s = self._vad.window_s  # the VAD keeps the partial window for the next chunk
+        for probability in self._vad.windows(self._resampler.resample_chunk(audio)):
             if self._endpointer is None:  # its time 0 is the start of this window
                 self._endpointer = self._new_endpointer()
-            self._vad_ms += VAD_WINDOW * 1000 / SAMPLE_RATE
-            result = self._endpointer.process(VAD_WINDOW / SAMPLE_RATE, probability)
+            self._vad_ms += window_s * 1000
+            result = self._endpointer.process(window_s, probability)
             if result is None and self._turn is not None and self._endpointer.turn_check_due():
                 await self._check_turn(self._endpointer, self._turn)
             if result is Endpoint.SPEECH_STARTED:
