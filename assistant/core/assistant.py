@@ -345,7 +345,7 @@ class Assistant:
             self._start_listening(self.clock.now(), timeout_s=self.settings.follow_up_s, preroll=False)
             self._fire(Trigger.FOLLOW_UP)
         else:
-            self._fire(Trigger.REPLY_DONE if record.transcript or record.failed else Trigger.NO_SPEECH)
+            self._fire(Trigger.REPLY_DONE)  # a turn always has a transcript or has failed
 
     # -- sounds --------------------------------------------------------------
     def _on_event(self, event: object) -> None:

@@ -18,7 +18,7 @@ class Trigger(StrEnum):
     END_OF_SPEECH = "end_of_speech"
     """The user stopped speaking; the utterance goes to speech-to-text."""
     NO_SPEECH = "no_speech"
-    """Listening timed out without speech, or nothing usable was heard."""
+    """Listening timed out without speech, or the microphone was muted while listening."""
     REPLY_STARTED = "reply_started"
     """The first reply sample (or an apology) reached the speaker."""
     REPLY_DONE = "reply_done"
@@ -34,7 +34,6 @@ TRANSITIONS: dict[tuple[State, Trigger], State] = {
     (State.THINKING, Trigger.WAKE): State.LISTENING,
     (State.THINKING, Trigger.REPLY_STARTED): State.SPEAKING,
     (State.THINKING, Trigger.REPLY_DONE): State.IDLE,
-    (State.THINKING, Trigger.NO_SPEECH): State.IDLE,
     (State.THINKING, Trigger.FOLLOW_UP): State.LISTENING,
     (State.SPEAKING, Trigger.WAKE): State.LISTENING,
     (State.SPEAKING, Trigger.REPLY_DONE): State.IDLE,
