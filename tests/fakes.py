@@ -210,11 +210,14 @@ class ScriptedLlm:
     """Streams each reply token by token; `hold` keeps a reply from starting until the test sets it."""
 
     replies: list[str]
+    signal: Signal | None = None
     requests: list[list[Message]] = field(default_factory=list)
     hold: asyncio.Event | None = None
 
     async def stream(self, messages: Sequence[Message], options: LlmOptions | None = None) -> AsyncIterator[str]:
         self.requests.append(list(messages))
+        if self.signal is not None:
+            self.signal.notify()
         if self.hold is not None:
             await self.hold.wait()
         reply = self.replies.pop(0)
@@ -268,7 +271,7 @@ class Rig:
         self.speaker = GatedSpeaker(self.clock, self.signal)
         self.wake = LevelWake()
         self.stt = ScriptedStt(stt)
-        self.llm = ScriptedLlm(list(replies))
+        self.llm = ScriptedLlm(list(replies), self.signal)
         self.tts = WordTts()
         self.history = History("Be brief.", max_turns=4, forget_after_s=0)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="fake-compute")
