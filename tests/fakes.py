@@ -213,6 +213,8 @@ class ScriptedLlm:
     signal: Signal | None = None
     requests: list[list[Message]] = field(default_factory=list)
     hold: asyncio.Event | None = None
+    fail_with: Exception | None = None
+    """Raised once a reply's tokens are out (a stream cut after them)."""
 
     async def stream(self, messages: Sequence[Message], options: LlmOptions | None = None) -> AsyncIterator[str]:
         self.requests.append(list(messages))
@@ -224,6 +226,8 @@ class ScriptedLlm:
         for index, word in enumerate(reply.split(" ") if reply else []):
             yield word if index == 0 else " " + word
             await asyncio.sleep(0)  # one token at a time, as a stream arrives
+        if self.fail_with is not None:
+            raise self.fail_with
 
     async def warm(self, messages: Sequence[Message], options: LlmOptions | None = None) -> None:
         return None

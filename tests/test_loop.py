@@ -11,8 +11,10 @@ import asyncio
 
 import pytest
 
-from assistant.core.conversation import Spoken, TurnRecord
+from assistant.core.conversation import TurnRecord
+from assistant.core.errors import LlmStreamCut
 from assistant.core.ports import BLOCK_SAMPLES, Message
+from assistant.core.reply import Reply, Segment
 from assistant.events import AudioStarted, AudioStopped, Error, Sentence, SpeechStopped, Transcript, Wake
 from tests.fakes import SPEECH, WAKE, WORD_BLOCKS, Rig, stt_failure
 
@@ -92,6 +94,27 @@ async def test_barge_in_mid_sentence_keeps_only_what_was_heard(whole_words: int)
         ]
 
 
+async def test_an_apology_cut_by_the_wake_word_is_not_remembered() -> None:
+    answer = "The capital of France is Paris, a city on the Seine."
+    async with Rig(
+        stt=["What is the capital of France?"], replies=[answer], apology="Sorry, the answer broke off."
+    ) as rig:
+        rig.llm.fail_with = LlmStreamCut("the stream was cut")
+        await wake_and_ask(rig)
+        await rig.until_event(AudioStarted)
+        await rig.play(len(answer.split()) * WORD_BLOCKS)  # what arrived is spoken before the failure counts
+        await rig.until_event(Error, code=LlmStreamCut.code)
+        await rig.until_event(Sentence, text="Sorry, the answer broke off.")
+        await rig.play(3)  # some of the apology
+        await rig.tick(WAKE)
+        await rig.until_event(AudioStopped, interrupted=True)
+        await rig.until_state("listening")
+        assert rig.history.messages(None, rig.clock.now())[1:] == [
+            Message("user", "What is the capital of France?"),
+            Message("assistant", answer),
+        ], "what arrived was heard whole; the apology is not part of the conversation"
+
+
 async def test_barge_in_while_thinking_remembers_the_question_alone() -> None:
     async with Rig(stt=["What is the capital of France?", "Never mind."], replies=[REPLY, "Okay."]) as rig:
         rig.llm.hold = asyncio.Event()  # the first reply never starts
@@ -141,12 +164,12 @@ async def test_a_failed_transcription_is_an_error_an_apology_and_back_to_idle() 
 # -- TurnRecord.heard(until): what of the reply had sounded by a clock time -----------------
 
 
-def record(*spoken: Spoken) -> TurnRecord:
-    return TurnRecord(speech_end=0.0, endpoint_at=0.0, spoken=list(spoken))
+def record(*segments: Segment) -> TurnRecord:
+    return TurnRecord(speech_end=0.0, endpoint_at=0.0, reply=Reply(segments=list(segments)))
 
 
-ONE = Spoken("one two three four", 1.0, 2.0)
-TWO = Spoken("five six seven eight nine ten", 2.0, 3.2)
+ONE = Segment("one two three four", 1.0, 2.0)
+TWO = Segment("five six seven eight nine ten", 2.0, 3.2)
 
 
 @pytest.mark.parametrize(
@@ -169,17 +192,16 @@ def test_heard_clips_the_interrupted_chunk(until: float | None, heard: str) -> N
     assert record(ONE, TWO).heard(until) == heard
 
 
-def test_heard_skips_apologies_and_gaps() -> None:
-    sorry = Spoken("Sorry, something went wrong.", 3.5, 5.0, apology=True)
-    later = Spoken("eleven twelve", 6.0, 7.0)
-    turn = record(ONE, TWO, sorry, later)
+def test_heard_stops_at_a_gap_and_at_the_cut() -> None:
+    later = Segment("eleven twelve", 4.0, 5.0)
+    turn = record(ONE, TWO, later)
     assert turn.heard(None) == "one two three four five six seven eight nine ten eleven twelve"
-    assert turn.heard(4.0) == "one two three four five six seven eight nine ten", "a cut apology adds nothing"
-    assert turn.heard(5.5) == "one two three four five six seven eight nine ten", "silence between chunks"
-    assert turn.heard(6.75) == "one two three four five six seven eight nine ten eleven…"
+    assert turn.heard(3.5) == "one two three four five six seven eight nine ten", "silence between chunks"
+    assert turn.heard(4.75) == "one two three four five six seven eight nine ten eleven…"
+    assert turn.heard(1.6) == "one two…", "nothing after the chunk that was cut"
 
 
 def test_heard_of_a_zero_length_chunk() -> None:
-    empty = Spoken("blip", 2.0, 2.0)
+    empty = Segment("blip", 2.0, 2.0)
     assert record(ONE, empty).heard(2.0) == "one two three four blip", "a chunk that has ended was heard"
     assert record(ONE, empty).heard(1.99) == "one two three…"

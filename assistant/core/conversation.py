@@ -131,6 +131,7 @@ class Turn:
         heard_nothing = isinstance(error, NothingHeard | SpeechToTextFailed)
         text = self.settings.not_heard if heard_nothing else self.settings.apology
         sink = sink or SpeakerSink(self, record)
+        sink.keeps_cut = False  # an apology cut short is not part of the conversation
         if text:
             await say(text, synthesize=self._synthesize, sink=sink, hooks=self._hooks())
         await sink.close()
@@ -192,6 +193,8 @@ class SpeakerSink:
     def __init__(self, turn: Turn, record: TurnRecord) -> None:
         self.turn, self.record = turn, record
         self.started = False
+        self.keeps_cut = True
+        """A chunk cut by a barge-in goes into the record's reply, so `heard` clips it to what sounded."""
 
     async def play(self, text: str, audio: Audio) -> Segment:
         speaker, clock = self.turn.speaker, self.turn.clock
@@ -202,8 +205,14 @@ class SpeakerSink:
                 self.record.first_audio_at = start
             self.turn.on_reply_started()
             self.turn.bus.publish(AudioStarted(start))
-        await speaker.play(audio)
-        return Segment(text, start, start + len(audio) / SAMPLE_RATE)
+        segment = Segment(text, start, start + len(audio) / SAMPLE_RATE)
+        try:
+            await speaker.play(audio)
+        except asyncio.CancelledError:
+            if self.keeps_cut:
+                self.record.reply.segments.append(segment)
+            raise
+        return segment
 
     async def close(self) -> None:
         """Wait until the speaker has played it all (a cancelled turn stops the speaker instead)."""
