@@ -549,6 +549,7 @@ def test_real_catalogue_is_well_formed() -> None:
                     "https://github.com/snakers4/silero-vad/raw/v6",
                     "https://huggingface.co/ggerganov/whisper.cpp/resolve/main/",
                     "https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0/en/en_US/lessac/",
+                    "https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0/en/en_US/joe/",
                 )
             ), file.url
             assert file.url.endswith("/" + file.path.rsplit("/", 1)[1])
@@ -573,3 +574,4 @@ def test_real_pins_match_the_shared_model_files() -> None:
             checked.append(file.path)
     assert "vad/silero_vad.onnx" in checked
     assert "openwakeword/hey_jarvis_v0.1.onnx" in checked
+    assert {"piper/en_US-joe-medium.onnx", "piper/en_US-joe-medium.onnx.json"} <= set(checked)

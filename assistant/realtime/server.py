@@ -19,7 +19,6 @@ import http
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import Executor
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -34,6 +33,7 @@ from websockets.typing import Subprotocol
 from assistant.app import Engines
 from assistant.config import Config
 from assistant.core.errors import ConfigError
+from assistant.core.fairness import FairExecutor
 from assistant.realtime.access import Access, is_loopback, resolve_model
 from assistant.realtime.protocol import Dialect
 from assistant.realtime.session import RealtimeSession
@@ -74,7 +74,7 @@ def check_bind(host: str, token: str | None, *, key: str = "server") -> None:
 class RealtimeServer:
     """Serves sessions over shared engines; use `running` to start and stop it."""
 
-    def __init__(self, config: Config, engines: Engines, *, executor: Executor | None = None,
+    def __init__(self, config: Config, engines: Engines, *, executor: FairExecutor | None = None,
                  shared: Shared | None = None, metrics: Metrics | None = None) -> None:
         self.config = config
         self.metrics = metrics
@@ -294,7 +294,7 @@ def _page_files() -> frozenset[str]:
 
 
 async def serve(config: Config, engines: Engines, *, host: str | None = None, port: int | None = None,
-                ready: asyncio.Event | None = None, executor: Executor | None = None,
+                ready: asyncio.Event | None = None, executor: FairExecutor | None = None,
                 metrics: Metrics | None = None) -> None:
     """Serve the realtime API and page until cancelled (`ready` is set once listening)."""
     server = RealtimeServer(config, engines, executor=executor, metrics=metrics)
