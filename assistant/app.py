@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +16,7 @@ from assistant.config import Config
 from assistant.core.assistant import Assistant, LoopSettings
 from assistant.core.conversation import Turn, TurnSettings
 from assistant.core.endpointing import EndpointSettings
+from assistant.core.fairness import FairExecutor
 from assistant.core.history import History
 from assistant.core.ports import Audio, Microphone, Speaker
 from assistant.core.transcript import phrase_words
@@ -72,8 +73,8 @@ class Runtime:
     engines: Engines
     mic: Microphone
     speaker: Speaker
-    compute_pool: Executor
-    """The one worker thread for STT and TTS, shared with the realtime server."""
+    compute_pool: FairExecutor
+    """The one worker thread for STT and TTS, shared with the realtime server (the microphone's work first)."""
 
 
 @contextmanager
@@ -102,7 +103,8 @@ def build(
         stack.callback(engines.llm.subscribe(bus.publish, clock.now))
         mic, speaker = open_audio(config, clock, input_wav, output_wav, fast, stack, bus, devices)
         audio_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="audio"))
-        compute_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="compute"))
+        # Work submitted to the pool itself is the microphone loop's, served before any realtime session's.
+        compute_pool = stack.enter_context(FairExecutor("compute"))
         turn_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="turn"))
         detector = engines.turn
         if config.turn.mode != "smart_turn":

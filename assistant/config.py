@@ -15,7 +15,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from assistant.core.errors import ConfigError
 
@@ -134,11 +134,26 @@ class LlmConfig(Section):
 
 class TtsConfig(Section):
     voice: str = "en_US-lessac-medium"
+    voices: dict[str, str] = Field(default_factory=dict)
     speaker_id: int | None = Field(default=None, ge=0)
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
     first_chunk_min_chars: int = Field(default=24, ge=0, le=400)
     threads: int = Field(default=1, ge=1, le=64)
     accelerator: Accelerator = "auto"
+
+    @field_validator("voices")
+    @classmethod
+    def _voice_names(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        own = Path(str(info.data.get("voice", ""))).name.removesuffix(".onnx")
+        for name, voice in value.items():
+            if not name.strip() or name != name.strip() or name in ("default", own):
+                raise ValueError(
+                    f"key {name!r}: a voice needs a name of its own (not empty, not 'default', "
+                    f"not {own!r}, the name of tts.voice)"
+                )
+            if not voice.strip():
+                raise ValueError(f"{name!r} is empty: give a bundled Piper voice name or a path to a .onnx")
+        return value
 
 
 class ConversationConfig(Section):
@@ -181,6 +196,7 @@ class ServerConfig(Section):
     max_sessions: int = Field(default=4, ge=1, le=1000)
     max_message_bytes: int = Field(default=1_048_576, ge=1024)
     max_buffer_s: float = Field(default=60.0, gt=0.0, le=3600.0)
+    max_pending_per_session: int = Field(default=3, ge=1, le=100)
     allowed_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
     allowed_models: tuple[str, ...] = ()

@@ -550,6 +550,7 @@ def test_real_catalogue_is_well_formed() -> None:
                     "https://huggingface.co/ggerganov/whisper.cpp/resolve/main/",
                     "https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0/en/en_US/lessac/",
                     "https://huggingface.co/pipecat-ai/smart-turn-v3/resolve/main/",
+                    "https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0/en/en_US/joe/",
                 )
             ), file.url
             assert file.url.endswith("/" + file.path.rsplit("/", 1)[1])
@@ -575,3 +576,4 @@ def test_real_pins_match_the_shared_model_files() -> None:
     assert "vad/silero_vad.onnx" in checked
     assert "turn/smart-turn-v3.2-cpu.onnx" in checked
     assert "openwakeword/hey_jarvis_v0.1.onnx" in checked
+    assert {"piper/en_US-joe-medium.onnx", "piper/en_US-joe-medium.onnx.json"} <= set(checked)

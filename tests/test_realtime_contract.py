@@ -85,11 +85,11 @@ REFUSED: list[tuple[dict[str, Any], str, str]] = [
         "session.tool_choice",
     ),
     (
-        {"type": "session.update", "session": {"audio": {"output": {"voice": "marin"}}}},
+        {"type": "session.update", "session": {"audio": {"output": {"voice": "nova"}}}},
         "unsupported_voice",
         "session.audio.output.voice",
     ),
-    ({"type": "session.update", "session": {"voice": "alloy"}}, "unsupported_voice", "session.voice"),
+    ({"type": "session.update", "session": {"voice": "fable"}}, "unsupported_voice", "session.voice"),
     (
         {"type": "session.update", "session": {"audio": {"output": {"speed": 1.5}}}},
         "unsupported_parameter",
@@ -139,7 +139,7 @@ REFUSED: list[tuple[dict[str, Any], str, str]] = [
         "response.tool_choice",
     ),
     (
-        {"type": "response.create", "response": {"audio": {"output": {"voice": "cedar"}}}},
+        {"type": "response.create", "response": {"audio": {"output": {"voice": "onyx"}}}},
         "unsupported_voice",
         "response.audio.output.voice",
     ),

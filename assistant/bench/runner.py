@@ -376,6 +376,16 @@ async def run_bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         results["realtime_commit_to_first_delta_ms"] = await realtime_figure(
             config, engines, phrases.request, folder, max(args.turns, 2)
         )
+        # 5c. Realtime fairness (assistant.realtime.bench.fairness): one session flooding the shared worker
+        # against another, and four sessions speaking at once.
+        from assistant.realtime.bench import fairness
+
+        progress("realtime API: fairness, one session flooding and four at once")
+        flood_wav = ROOT.parent / "shared" / "audio" / "jfk.wav"
+        results["realtime_fairness"] = fairness_figures = await fairness(
+            config, engines, phrases.request, folder, max(args.turns, 2), flood_wav=flood_wav
+        )
+        progress(f"realtime fairness: {json.dumps(fairness_figures)}")
         bench.vad_tail_ms = script.vad_model_tail_ms(engines.vad, phrases.request, config.vad.threshold)
         results["vad_model_tail_ms"] = round(bench.vad_tail_ms, 1)
         turns = bench.turns(probe, layout, config)

@@ -19,10 +19,18 @@ async def run_abortable(executor: Executor, fn: Callable[..., T], *args: Any) ->
     starts and one in flight stops at its next check: a newer request's call
     does not wait behind an abandoned one on the same worker.
     """
+    return await start_abortable(executor, fn, *args)
+
+
+def start_abortable(executor: Executor, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """Queue `fn(*args, cancel=event)` on `executor` now; a future of the result.
+
+    The submission happens before this returns, so an executor that refuses
+    work (`core.fairness.TooManyPending`) raises here, before the caller has
+    changed anything.  Cancelling the future (or the task awaiting it) sets
+    the event, as with `run_abortable`.
+    """
     cancel = threading.Event()
-    future = asyncio.get_running_loop().run_in_executor(executor, partial(fn, *args, cancel=cancel))
-    try:
-        return await future
-    except asyncio.CancelledError:
-        cancel.set()
-        raise
+    future = asyncio.wrap_future(executor.submit(partial(fn, *args, cancel=cancel)))
+    future.add_done_callback(lambda done: cancel.set() if done.cancelled() else None)
+    return future

@@ -42,12 +42,14 @@ SILERO_VAD_URL = "https://github.com/snakers4/silero-vad/raw/v6.2.1/src/silero_v
 WHISPER_BASE = "https://huggingface.co/ggerganov/whisper.cpp/resolve/main"
 SMART_TURN_BASE = "https://huggingface.co/pipecat-ai/smart-turn-v3/resolve/main"
 PIPER_BASE = "https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0/en/en_US/lessac/medium"
+PIPER_JOE = "https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0/en/en_US/joe/medium"
 
 APACHE = "Apache-2.0"
 NON_COMMERCIAL = "CC-BY-NC-SA-4.0 (non-commercial)"
 MIT = "MIT"
 BSD2 = "BSD-2-Clause"
 LESSAC = "MIT voice; Lessac/Blizzard 2011 data licence (see MODEL_CARD)"
+JOE = "MIT voice; CC0 dataset (NabuCasa voice-datasets, see MODEL_CARD)"
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,11 @@ def _whisper(name: str, sha256: str, size: int) -> Model:
 # - Smart Turn v3.2 (CPU build): the file Hugging Face serves as
 #   pipecat-ai/smart-turn-v3 smart-turn-v3.2-cpu.onnx, the same bytes as the
 #   copy in the pipecat-ai 1.14.0 wheel and in shared/models.
+# - Piper en_US-joe-medium (an extra voice for realtime sessions, not a
+#   default download): the .onnx pin is the LFS sha256 Hugging Face lists for
+#   rhasspy/piper-voices v1.0.0; the .onnx.json pin is the sha256 of
+#   shared/models' copy, whose git blob id (b4ab600f...) is the one the
+#   repository lists, so it is byte-identical to the file served.
 CATALOGUE: dict[str, Model] = {
     model.name: model
     for model in (
@@ -215,6 +222,27 @@ CATALOGUE: dict[str, Model] = {
                     "efe19c417bed055f2d69908248c6ba650fa135bc868b0e6abb3da181dab690a0",
                     4_885,
                     LESSAC,
+                ),
+            ),
+        ),
+        Model(
+            name="en_US-joe-medium",
+            kind="tts",
+            description="Piper voice en_US joe, medium quality (22.05 kHz)",
+            files=(
+                ModelFile(
+                    "piper/en_US-joe-medium.onnx",
+                    f"{PIPER_JOE}/en_US-joe-medium.onnx",
+                    "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
+                    63_201_294,
+                    JOE,
+                ),
+                ModelFile(
+                    "piper/en_US-joe-medium.onnx.json",
+                    f"{PIPER_JOE}/en_US-joe-medium.onnx.json",
+                    "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
+                    4_794,
+                    JOE,
                 ),
             ),
         ),

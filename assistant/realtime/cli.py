@@ -27,7 +27,8 @@ def register(sub: Any) -> None:
 
     talk = sub.add_parser("realtime", help="talk to a realtime server from the terminal")
     talk.add_argument("model", nargs="?", default="default", help="Ollama model (default: the server's)")
-    talk.add_argument("--voice", default=None, help="voice name sent in the session")
+    talk.add_argument("--voice", default=None,
+                      help="the server's voice to speak in (a name from its tts.voices, an OpenAI name, or default)")
     talk.add_argument("--url", default="ws://127.0.0.1:8765", help="server (default: ws://127.0.0.1:8765)")
     talk.add_argument("--token", default=None, help="the server's token, when it needs one")
     talk.add_argument("--instructions", default=None, help="system instructions for the session")
@@ -87,7 +88,7 @@ async def talk(args: argparse.Namespace) -> int:
     import numpy as np
 
     from assistant.audio.wav import read_wav, write_wav
-    from assistant.realtime.client import AsyncRealtimeSession, RealtimeError
+    from assistant.realtime.client import AsyncRealtimeSession, RealtimeError, SessionRefused
     from assistant.realtime.protocol import WIRE_RATE
 
     printer = Printer(sys.stdout)
@@ -96,6 +97,9 @@ async def talk(args: argparse.Namespace) -> int:
                                    token=args.token, server_vad=args.input is None)
     try:
         await session.connect()
+    except SessionRefused as exc:
+        print(f"assistant: the server refused the session: {exc}", file=sys.stderr)
+        return 1
     except (OSError, TimeoutError, RealtimeError) as exc:
         print(f"assistant: cannot reach the realtime server at {args.url}: {exc} "
               "(start one with `assistant serve`)", file=sys.stderr)

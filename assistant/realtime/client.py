@@ -49,6 +49,10 @@ class RealtimeError(Exception):
     """The server sent an ``error`` event, or a reply failed."""
 
 
+class SessionRefused(RealtimeError):
+    """The server refused the session's settings (e.g. a voice it does not have); the message says why."""
+
+
 def endpoint(url: str, model: str) -> str:
     """``ws://HOST:PORT`` (or a full ``.../v1/realtime`` URL) plus ``?model=``."""
     url = url.rstrip("/")
@@ -78,6 +82,7 @@ class AsyncRealtimeSession:
         self._reader: asyncio.Task[None] | None = None
         self._responses: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._ready = asyncio.Event()
+        self._refused: dict[str, Any] | None = None
         self._active: str | None = None
         self._audio_item: str | None = None
         self.played_ms: Callable[[], int] | None = None
@@ -106,6 +111,9 @@ class AsyncRealtimeSession:
         await self.send({"type": "session.update", "session": session})
         async with asyncio.timeout(30):
             await self._ready.wait()
+        if self._refused is not None:
+            await self.close()
+            raise SessionRefused(str(self._refused.get("message") or self._refused))
 
     async def close(self) -> None:
         """Close the connection."""
@@ -169,6 +177,9 @@ class AsyncRealtimeSession:
         if kind == "session.updated":
             self._ready.set()
         elif kind == "error":
+            if not self._ready.is_set():  # the opening session.update was refused
+                self._refused = event["error"]
+                self._ready.set()
             self.errors.append(event["error"])
             log.warning("realtime server error: %s", event["error"].get("message"))
         elif kind == "input_audio_buffer.speech_started" and self.on_speech_started:
@@ -259,7 +270,11 @@ class RealtimeSession:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def __enter__(self) -> Self:
-        self._run(self.session.connect())
+        try:
+            self._run(self.session.connect())
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

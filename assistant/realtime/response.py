@@ -48,6 +48,8 @@ class ResponseOptions:
     metadata: dict[str, str] | None = None
     input: tuple[Message, ...] | None = field(default=None)
     """The reply's own context (``response.input``) instead of the conversation."""
+    voice: str | None = None
+    """The voice for this reply (``response.voice``); None: the session's."""
 
     @classmethod
     def parse(cls, data: dict[str, Any], voices: tuple[str, ...] = ("default",)) -> ResponseOptions:
@@ -56,8 +58,9 @@ class ResponseOptions:
         p.check_known(data, _RESPONSE_KEYS, where)
         p.refuse_tools(data, where)
         p.refuse_unless(data, "prompt", (None,), "stored prompts are an OpenAI platform feature", where)
+        voice = None
         if "voice" in data:
-            p.check_voice(data["voice"], voices, "response.voice")
+            voice = p.check_voice(data["voice"], voices, "response.voice")
         if "output_audio_format" in data:
             p.check_format(data["output_audio_format"], "response.output_audio_format")
         audio = p.get_dict(data, "audio", where=where) or {}
@@ -65,7 +68,7 @@ class ResponseOptions:
         audio_out = p.get_dict(audio, "output", where="response.audio.") or {}
         p.check_known(audio_out, ("format", "voice"), "response.audio.output.")
         if "voice" in audio_out:
-            p.check_voice(audio_out["voice"], voices, "response.audio.output.voice")
+            voice = p.check_voice(audio_out["voice"], voices, "response.audio.output.voice")
         p.check_format(audio_out.get("format"), "response.audio.output.format")
         metadata = p.parse_metadata(data.get("metadata"), "response.metadata")
         instructions = p.get_str(data, "instructions", where=where, required=False)
@@ -83,7 +86,8 @@ class ResponseOptions:
         if conversation not in ("auto", "none"):
             raise p.ProtocolError("invalid_value", "'response.conversation' must be 'auto' or 'none'",
                                   param="response.conversation")
-        return cls(instructions, temperature, limit, has_limit, modalities, conversation == "auto", metadata)
+        return cls(instructions, temperature, limit, has_limit, modalities, conversation == "auto", metadata,
+                   voice=voice)
 
 
 class ResponseRun:
@@ -98,6 +102,7 @@ class ResponseRun:
         self.kind = "audio" if "audio" in self.modalities else "text"
         self.item = Item(p.new_id("item"), "assistant", self.kind, status="in_progress")  # type: ignore[arg-type]
         self.cancel_reason = "client_cancelled"
+        self.voice = options.voice or settings.voice
         self._started = False
         self.usage: dict[str, Any] | None = None
 
@@ -194,11 +199,12 @@ class ResponseRun:
         return self.session.shared.engines.llm.stream(messages, self._llm_options())
 
     async def _speak(self, messages: Sequence[Message]) -> None:
+        session = self.session
         await speak(
             self._stream(messages),
-            synthesize=self.session.shared.synthesize,
+            synthesize=lambda text: session.shared.synthesize(session.id, text, self.voice),
             sink=WireSink(self),
-            first_chunk_min_chars=self.session.shared.config.tts.first_chunk_min_chars,
+            first_chunk_min_chars=session.shared.config.tts.first_chunk_min_chars,
         )
 
     async def _write(self, messages: Sequence[Message]) -> None:
@@ -238,4 +244,6 @@ class WireSink:
         begin = item.audio_ms / 1000
         segment = Segment(text, begin, begin + len(audio) / p.WIRE_RATE)
         item.add_segment(segment)
+        if len(audio):
+            self.run.session.spoke(self.run.voice)  # the voice is fixed once audio has been sent
         return segment

@@ -19,7 +19,6 @@ import http
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import Executor
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -32,6 +31,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from assistant.config import Config, check_bind
+from assistant.core.fairness import FairExecutor
 from assistant.engines.bundle import Engines
 from assistant.realtime.access import Access, resolve_model
 from assistant.realtime.protocol import Dialect
@@ -64,7 +64,7 @@ SECURITY_HEADERS = (
 class RealtimeServer:
     """Serves sessions over shared engines; use `running` to start and stop it."""
 
-    def __init__(self, config: Config, engines: Engines, *, executor: Executor | None = None,
+    def __init__(self, config: Config, engines: Engines, *, executor: FairExecutor | None = None,
                  shared: Shared | None = None, metrics: Metrics | None = None) -> None:
         self.config = config
         self.metrics = metrics
@@ -284,7 +284,7 @@ def _page_files() -> frozenset[str]:
 
 
 async def serve(config: Config, engines: Engines, *, host: str | None = None, port: int | None = None,
-                ready: asyncio.Event | None = None, executor: Executor | None = None,
+                ready: asyncio.Event | None = None, executor: FairExecutor | None = None,
                 metrics: Metrics | None = None) -> None:
     """Serve the realtime API and page until cancelled (`ready` is set once listening)."""
     server = RealtimeServer(config, engines, executor=executor, metrics=metrics)

@@ -14,14 +14,14 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import soxr
 
 from assistant.core.endpointing import Endpoint, Endpointer, EndpointSettings
-from assistant.core.errors import TurnError
+from assistant.core.errors import ModelError, TurnError
+from assistant.core.fairness import TooManyPending
 from assistant.core.ports import SAMPLE_RATE, Audio, TurnDetector, VoiceActivity
 from assistant.realtime import protocol as p
 from assistant.realtime.access import DEFAULT_MODELS
@@ -68,12 +68,14 @@ class RealtimeSession:
         same_model = {self.model, llm_model}
         if llm_model == config.llm.model:
             same_model.update(DEFAULT_MODELS)
-        self.capabilities = Capabilities(voices=(voice_name(config.tts.voice),), language=config.stt.language,
+        self.capabilities = Capabilities(voices=shared.voices.names, language=config.stt.language,
                                            models=frozenset(same_model))
         self.settings = SessionSettings(instructions=config.llm.system_prompt, voice=self.capabilities.voices[0])
         self.conversation = Conversation()
         self.llm_model = llm_model
         self.response: ResponseRun | None = None
+        self.spoken_voice: str | None = None
+        """The voice file this session's replies have spoken in: once set, the voice is fixed, as OpenAI does."""
         self._response_task: asyncio.Task[None] | None = None
         self._buffer: list[Audio] = []
         self._buffer_samples = 0
@@ -109,6 +111,7 @@ class RealtimeSession:
         """Cancel the reply and transcriptions in flight."""
         await self.cancel_response("client_gone")
         self.conversation.cancel_pending()
+        self.shared.forget(self.id)
 
     def emit(self, ga_type: str, **fields: Any) -> None:
         """Send a server event by its GA name (renamed or dropped for beta clients)."""
@@ -161,11 +164,45 @@ class RealtimeSession:
         settings = apply_session_update(self.settings, session, self.capabilities)
         if settings.turn_detection is not None and settings.turn_detection.type == "semantic_vad":
             self._turn = await self.shared.turn_detector()
+        if settings.voice != self.settings.voice:
+            await self.use_voice(settings.voice, "session.voice" if self.dialect is p.Dialect.BETA
+                                 else "session.audio.output.voice")
         self.settings = settings
         if self.settings.turn_detection != old_turn:
             await self._ensure_vad()
             self._reset_vad()
         self.emit("session.updated", session=self._session_wire())
+
+    async def use_voice(self, name: str, param: str) -> None:
+        """Check that this session may speak in voice `name` now, and load it (ProtocolError if not)."""
+        voices = self.shared.voices
+        if self.spoken_voice is not None and voices.spec(name) != self.spoken_voice:
+            raise p.ProtocolError("cannot_update_voice", "Cannot update a conversation's voice if assistant audio "
+                                  "is present.", param=param)
+        try:
+            await voices.get(name)
+        except ModelError as exc:
+            log.warning("session %s: voice %r cannot be loaded: %s", self.id, name, exc)
+            raise p.ProtocolError("voice_unavailable", f"voice {name!r} cannot be loaded on this server: {exc}",
+                                  param=param, kind="server_error") from None
+
+    def spoke(self, voice: str) -> None:
+        """A reply sent audio in `voice`: the session keeps that voice from now on."""
+        if self.spoken_voice is None:
+            self.spoken_voice = self.shared.voices.spec(voice)
+            if self.settings.voice != voice:
+                self.settings = replace(self.settings, voice=voice)
+
+    def _queue_transcription(self, audio: Audio) -> asyncio.Future[str]:
+        """Queue `audio` on the shared STT worker; ProtocolError when this session has too much pending."""
+        try:
+            return self.shared.start_transcription(self.id, audio)
+        except TooManyPending as exc:
+            raise p.ProtocolError(
+                "rate_limit_exceeded",
+                f"this session already has {exc.pending} transcriptions pending (server.max_pending_per_session "
+                f"= {exc.limit}); wait for one to complete, then try again",
+            ) from None
 
     # --- input audio buffer -----------------------------------------------------------
 
@@ -216,18 +253,24 @@ class RealtimeSession:
                 f"buffer too small: {self.buffer_ms:.0f} ms of audio; commit needs at least {MIN_COMMIT_MS:.0f} ms",
             )
         audio = np.concatenate(self._buffer)
+        pending = self._queue_transcription(audio)  # refused here, the buffer is kept
         self._buffer, self._buffer_samples = [], 0
         item_id, self._speech_item_id = self._speech_item_id or p.new_id("item"), None
         item = Item(item_id, "user", "audio", audio_ms=len(audio) * 1000 / p.WIRE_RATE)
         previous = self.conversation.add(item)
         self.emit("input_audio_buffer.committed", previous_item_id=previous, item_id=item.id)
         self.emit("conversation.item.added", previous_item_id=previous, item=item.wire(self.dialect))
-        item.transcription = asyncio.create_task(self._transcribe(item, audio), name=f"transcribe {item.id}")
+        self._track(item, pending, audio)
         return item
 
-    async def _transcribe(self, item: Item, audio: Audio) -> str:
+    def _track(self, item: Item, pending: asyncio.Future[str], audio: Audio) -> None:
+        """Transcribe in the background; however the task ends, the queued job goes with it."""
+        item.transcription = asyncio.create_task(self._transcribe(item, pending, audio), name=f"transcribe {item.id}")
+        item.transcription.add_done_callback(lambda _: pending.cancel())
+
+    async def _transcribe(self, item: Item, pending: asyncio.Future[str], audio: Audio) -> str:
         try:
-            item.text = (await self.shared.transcribe(audio)).strip()
+            item.text = (await pending).strip()
         except TurnError as exc:
             log.warning("session %s: transcription failed: %s", self.id, exc)
             if self.settings.transcription:
@@ -358,9 +401,15 @@ class RealtimeSession:
             raise p.ProtocolError("missing_required_parameter", "missing required parameter 'item'", param="item")
         item, audio = parse_item(data)
         previous = self.conversation.add(item, p.get_str(event, "previous_item_id", required=False))
+        if audio is not None:
+            try:
+                pending = self._queue_transcription(audio)
+            except p.ProtocolError:
+                self.conversation.delete(item.id)  # refused: as if it had never been sent
+                raise
         self.emit("conversation.item.added", previous_item_id=previous, item=item.wire(self.dialect))
         if audio is not None:
-            item.transcription = asyncio.create_task(self._transcribe(item, audio), name=f"transcribe {item.id}")
+            self._track(item, pending, audio)
         else:
             self.emit("conversation.item.done", item=item.wire(self.dialect))
 
@@ -399,6 +448,8 @@ class RealtimeSession:
     async def _response_create(self, event: dict[str, Any]) -> None:
         data = p.get_dict(event, "response") or {}
         options = ResponseOptions.parse(data, self.capabilities.voices)
+        if options.voice is not None:
+            await self.use_voice(options.voice, "response.voice")
         if "input" in data:
             options = replace(options, input=response_input(data["input"], self.conversation))
         if self.response is not None:
@@ -436,8 +487,3 @@ class RealtimeSession:
         await asyncio.wait([task])
         return True
 
-
-
-def voice_name(voice: str) -> str:
-    """The name clients see for a configured Piper voice (a bundled name or a path to its .onnx)."""
-    return Path(voice).name.removesuffix(".onnx")

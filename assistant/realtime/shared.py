@@ -1,10 +1,15 @@
-"""What every realtime session shares: the config and the models, behind worker threads.
+"""What every realtime session shares: the config, the models and the worker threads.
 
 Whisper and Piper instances are not re-entrant, so each runs on one worker
-thread (a single-thread executor each, or one executor given by the caller
-when the microphone loop shares the same engines).  Each session gets its own
-VAD (Silero is stateful); the language model is the shared one, and each
-response passes its own model, temperature and token limit with the request.
+thread: a `FairExecutor` each, or the one given by the caller when the
+microphone loop of `assistant run` shares the same engines.  Either way the
+worker serves its clients round-robin, the microphone first, and each
+session may have at most `server.max_pending_per_session` transcriptions
+pending, so one session that queues a lot cannot hold the others up.  Each
+session gets its own VAD (Silero is stateful); the language model is the
+shared one, and each response passes its own model, temperature and token
+limit with the request.  Voices are loaded by name on first use
+(`assistant.realtime.voices`).
 """
 
 from __future__ import annotations
@@ -12,16 +17,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
 
 import numpy as np
 import soxr
 
 from assistant.config import Config
+from assistant.core.fairness import FairExecutor
 from assistant.core.ports import SAMPLE_RATE, Audio, TurnDetector, VoiceActivity
-from assistant.core.work import run_abortable
+from assistant.core.work import start_abortable
 from assistant.engines.bundle import Engines
 from assistant.realtime.protocol import WIRE_RATE
+from assistant.realtime.voices import Voices
 
 log = logging.getLogger(__name__)
 
@@ -34,27 +40,29 @@ def resample(audio: Audio, source: int, target: int) -> Audio:
 
 
 class Shared:
-    """The config, the engines and the worker threads that all sessions use."""
+    """The config, the engines, the voices and the worker threads that all sessions use."""
 
     def __init__(
         self,
         config: Config,
         engines: Engines,
         *,
-        executor: Executor | None = None,
+        executor: FairExecutor | None = None,
         vad_factory: Callable[[], VoiceActivity] | None = None,
+        voices: Voices | None = None,
     ) -> None:
         self.config = config
         self.engines = engines
-        self._owned: list[ThreadPoolExecutor] = []
+        self._owned: list[FairExecutor] = []
         if executor is None:
-            stt_pool = ThreadPoolExecutor(1, thread_name_prefix="realtime-stt")
-            tts_pool = ThreadPoolExecutor(1, thread_name_prefix="realtime-tts")
-            self._owned = [stt_pool, tts_pool]
-            self.stt_pool: Executor = stt_pool
-            self.tts_pool: Executor = tts_pool
+            # On its own the server keeps STT and TTS apart: one session's synthesis need not wait for
+            # another's transcription.
+            self.stt_pool = FairExecutor("realtime-stt")
+            self.tts_pool = FairExecutor("realtime-tts")
+            self._owned = [self.stt_pool, self.tts_pool]
         else:
             self.stt_pool = self.tts_pool = executor
+        self.voices = voices or Voices(config, engines.tts)
         self._vad_factory = vad_factory or self._silero
         self._turn: TurnDetector | None = engines.turn
 
@@ -63,20 +71,30 @@ class Shared:
         for pool in self._owned:
             pool.shutdown(wait=False, cancel_futures=True)
 
-    async def transcribe(self, audio: Audio) -> str:
-        """Transcribe 24 kHz audio on the STT worker thread."""
-        internal = resample(audio, WIRE_RATE, SAMPLE_RATE)
-        text: str = await run_abortable(self.stt_pool, self.engines.stt.transcribe, internal)
-        return text
+    def forget(self, client: str) -> None:
+        """A session has closed: the workers need not remember when they last served it."""
+        self.stt_pool.forget(client)
+        self.tts_pool.forget(client)
 
-    async def synthesize(self, text: str) -> Audio:
-        """Speak `text` on the TTS worker thread; 24 kHz audio."""
+    def start_transcription(self, client: str, audio: Audio) -> asyncio.Future[str]:
+        """Queue 24 kHz audio for transcription as `client`; await the text.
+
+        Raises `TooManyPending` at once when the client already has
+        `server.max_pending_per_session` transcriptions pending.
+        """
+        internal = resample(audio, WIRE_RATE, SAMPLE_RATE)
+        lane = self.stt_pool.lane(client, self.config.server.max_pending_per_session)
+        return start_abortable(lane, self.engines.stt.transcribe, internal)
+
+    async def synthesize(self, client: str, text: str, voice: str | None = None) -> Audio:
+        """Speak `text` as `client` in the named voice (default: `tts.voice`); 24 kHz audio."""
+        tts = self.engines.tts if voice is None else await self.voices.get(voice)
         loop = asyncio.get_running_loop()
-        tts = self.engines.tts
+        lane = self.tts_pool.lane(client)  # a session has one reply at a time: one synthesis pending at most
         if hasattr(tts, "synthesize_native"):
-            audio, rate = await loop.run_in_executor(self.tts_pool, tts.synthesize_native, text)
+            audio, rate = await loop.run_in_executor(lane, tts.synthesize_native, text)
         else:
-            audio, rate = await loop.run_in_executor(self.tts_pool, tts.synthesize, text), SAMPLE_RATE
+            audio, rate = await loop.run_in_executor(lane, tts.synthesize, text), SAMPLE_RATE
         return resample(np.asarray(audio, dtype=np.float32), int(rate), WIRE_RATE)
 
     async def make_vad(self) -> VoiceActivity:

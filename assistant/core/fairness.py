@@ -1,0 +1,254 @@
+"""Fair sharing of one worker thread between clients: per-client queues served in turn.
+
+Whisper and Piper run on one worker thread each (they are not re-entrant, and
+two at once would fight over the same cores).  Every realtime session and
+the microphone loop queue their transcriptions and syntheses there.  A plain
+FIFO lets one client that queues a lot hold everyone else up, so the worker
+serves clients round-robin instead: one job from each client with work
+waiting, in turn, and the priority client (the microphone: someone is
+standing at the device) before anyone else.  A client may have a bounded
+number of jobs pending; one more raises `TooManyPending`.
+
+`RoundRobin` is the pure order (no threads); `FairExecutor` runs its jobs one
+at a time on one thread and is a `concurrent.futures.Executor`, so
+`run_in_executor` and `core.work.run_abortable` work with it and with its
+per-client views (`FairExecutor.lane`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Hashable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from assistant.core.errors import AssistantError
+
+logger = logging.getLogger(__name__)
+
+J = TypeVar("J")
+T = TypeVar("T")
+
+LOCAL = "local"
+"""The client name of work submitted straight to a `FairExecutor` (the microphone loop): the priority client."""
+
+
+class TooManyPending(AssistantError):
+    """A client already has as many jobs pending (queued or running) as it may."""
+
+    code = "too_many_pending"
+
+    def __init__(self, client: Hashable, pending: int, limit: int) -> None:
+        super().__init__(f"{client} has {pending} jobs pending (at most {limit})")
+        self.client = client
+        self.pending = pending
+        self.limit = limit
+
+
+class RoundRobin(Generic[J]):
+    """Per-client FIFO queues served in turn, the priority client first; a bounded pending count per client.
+
+    The next job is the priority client's, else the first queued job of the
+    client served longest ago (one never served, or not since `forget`,
+    counts as longest ago; ties go to whoever queued first).  So every
+    client with work waiting gets one job in before a client that was just
+    served gets another, and a session that starts speaking while another
+    floods the worker is next in line, not behind the flood.
+
+    A job is pending from `push` until `finished` (after `pop` hands it out)
+    or `remove` (taken back before it started).
+    """
+
+    def __init__(self, priority: Hashable | None = None) -> None:
+        self.priority = priority
+        self._queues: dict[Hashable, deque[J]] = {}
+        self._pending: dict[Hashable, int] = {}
+        self._served: dict[Hashable, int] = {}
+        """When each client last had a job handed out, on a counter of hand-outs."""
+        self._since: dict[Hashable, int] = {}
+        """When each client's queue last became non-empty (breaks ties)."""
+        self._count = 0
+
+    def pending(self, client: Hashable) -> int:
+        """Jobs of `client` queued or running."""
+        return self._pending.get(client, 0)
+
+    def queued(self) -> int:
+        """Jobs waiting to start, over every client."""
+        return sum(len(queue) for queue in self._queues.values())
+
+    def push(self, client: Hashable, job: J, limit: int | None = None) -> None:
+        """Queue `job` for `client`; TooManyPending when it already has `limit` jobs pending."""
+        pending = self.pending(client)
+        if limit is not None and pending >= limit:
+            raise TooManyPending(client, pending, limit)
+        queue = self._queues.setdefault(client, deque())
+        if not queue:
+            self._count += 1
+            self._since[client] = self._count
+        queue.append(job)
+        self._pending[client] = pending + 1
+
+    def pop(self) -> tuple[Hashable, J] | None:
+        """The next job to run and its client: the priority client's, else the one served longest ago."""
+        if not self._queues:
+            return None
+        if self.priority is not None and self.priority in self._queues:
+            client = self.priority
+        else:
+            client = min(self._queues, key=lambda c: (self._served.get(c, 0), self._since[c]))
+        self._count += 1
+        self._served[client] = self._count
+        return client, self._take(client)
+
+    def forget(self, client: Hashable) -> None:
+        """Drop what is remembered about a client that has gone (its queued jobs stay queued)."""
+        if client not in self._queues:
+            self._served.pop(client, None)
+            self._since.pop(client, None)
+
+    def finished(self, client: Hashable) -> None:
+        """A job handed out by `pop` has ended: it no longer counts as pending."""
+        left = self.pending(client) - 1
+        if left > 0:
+            self._pending[client] = left
+        else:
+            self._pending.pop(client, None)
+
+    def remove(self, client: Hashable, job: J) -> bool:
+        """Take back a queued job (cancelled before it started); False if it is not queued."""
+        queue = self._queues.get(client)
+        if not queue or job not in queue:
+            return False
+        queue.remove(job)
+        if not queue:
+            del self._queues[client]
+        self.finished(client)
+        return True
+
+    def clear(self) -> list[J]:
+        """Take back every queued job."""
+        jobs = [job for queue in self._queues.values() for job in queue]
+        for client, queue in list(self._queues.items()):
+            for job in list(queue):
+                self.remove(client, job)
+        return jobs
+
+    def _take(self, client: Hashable) -> J:
+        queue = self._queues[client]
+        job = queue.popleft()
+        if not queue:
+            del self._queues[client]
+        return job
+
+
+@dataclass(eq=False)
+class _Job:
+    future: Future[Any]
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def run(self) -> None:
+        if not self.future.set_running_or_notify_cancel():
+            return
+        try:
+            result = self.fn(*self.args, **self.kwargs)
+        except BaseException as exc:  # handed to whoever awaits the future, as ThreadPoolExecutor does
+            self.future.set_exception(exc)
+        else:
+            self.future.set_result(result)
+
+
+class FairExecutor(Executor):
+    """One worker thread that serves its clients' jobs round-robin (`LOCAL`, the default client, first)."""
+
+    def __init__(self, thread_name_prefix: str = "fair", *, priority: Hashable | None = LOCAL) -> None:
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=thread_name_prefix)
+        self._lock = threading.Lock()
+        self._order: RoundRobin[_Job] = RoundRobin(priority)
+        self._busy = False
+        self._closed = False
+
+    def lane(self, client: Hashable, limit: int | None = None) -> Lane:
+        """An Executor that submits as `client`, with at most `limit` jobs pending (None: no bound)."""
+        return Lane(self, client, limit)
+
+    def pending(self, client: Hashable) -> int:
+        """Jobs of `client` queued or running."""
+        with self._lock:
+            return self._order.pending(client)
+
+    def forget(self, client: Hashable) -> None:
+        """A client has gone: drop its place in the order (see `RoundRobin.forget`)."""
+        with self._lock:
+            self._order.forget(client)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Queue `fn(*args, **kwargs)` as the priority client."""
+        return self.submit_as(LOCAL, None, fn, *args, **kwargs)
+
+    def submit_as(
+        self, client: Hashable, limit: int | None, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> Future[T]:
+        """Queue a job for `client`; TooManyPending (raised here, at once) past `limit`."""
+        future: Future[T] = Future()
+        job = _Job(future, fn, args, kwargs)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new work after shutdown")
+            self._order.push(client, job, limit)
+            start = not self._busy
+            self._busy = True
+        # A job cancelled while it waits gives its place (and its pending slot) back at once.
+        future.add_done_callback(lambda done: self._withdraw(client, job) if done.cancelled() else None)
+        if start:
+            self._thread.submit(self._drain)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking work; `cancel_futures` cancels what has not started."""
+        with self._lock:
+            self._closed = True
+            dropped = self._order.clear() if cancel_futures else []
+        for job in dropped:
+            job.future.cancel()
+        self._thread.shutdown(wait=wait)
+
+    def _withdraw(self, client: Hashable, job: _Job) -> None:
+        with self._lock:
+            self._order.remove(client, job)
+
+    def _drain(self) -> None:
+        """The worker thread's loop: run jobs in the scheduler's order until none is left."""
+        while True:
+            with self._lock:
+                picked = self._order.pop()
+                if picked is None:
+                    self._busy = False
+                    return
+            client, job = picked
+            try:
+                job.run()
+            finally:
+                with self._lock:
+                    self._order.finished(client)
+
+
+class Lane(Executor):
+    """One client's view of a `FairExecutor` (what a realtime session or the microphone loop submits to)."""
+
+    def __init__(self, pool: FairExecutor, client: Hashable, limit: int | None) -> None:
+        self.pool = pool
+        self.client = client
+        self.limit = limit
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Queue a job for this client; TooManyPending past its limit."""
+        return self.pool.submit_as(self.client, self.limit, fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """A lane owns no thread: shutting the pool down is its owner's job."""

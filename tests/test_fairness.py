@@ -1,0 +1,221 @@
+"""The fair scheduler: round-robin order, the priority client, the pending bound; and its one worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from assistant.core.errors import SpeechToTextCancelled
+from assistant.core.fairness import LOCAL, FairExecutor, RoundRobin, TooManyPending
+from assistant.core.work import run_abortable, start_abortable
+
+WAIT_S = 10.0
+"""A guard against a hung test, never a measurement."""
+
+
+def drain(order: RoundRobin[str]) -> list[str]:
+    served = []
+    while (picked := order.pop()) is not None:
+        client, job = picked
+        order.finished(client)
+        served.append(job)
+    return served
+
+
+@pytest.mark.parametrize(
+    ("pushes", "expected"),
+    [
+        # One client alone: its own order.
+        ([("a", "a1"), ("a", "a2"), ("a", "a3")], ["a1", "a2", "a3"]),
+        # A flooding client and one job from another: the other's goes second, not last.
+        ([("a", "a1"), ("a", "a2"), ("a", "a3"), ("a", "a4"), ("b", "b1")], ["a1", "b1", "a2", "a3", "a4"]),
+        # Three clients take turns in the order they first asked.
+        (
+            [("a", "a1"), ("a", "a2"), ("b", "b1"), ("b", "b2"), ("c", "c1")],
+            ["a1", "b1", "c1", "a2", "b2"],
+        ),
+        # The microphone goes first whenever it has work, whoever asked earlier.
+        ([("a", "a1"), ("b", "b1"), (LOCAL, "m1"), (LOCAL, "m2")], ["m1", "m2", "a1", "b1"]),
+    ],
+)
+def test_round_robin_order(pushes: list[tuple[str, str]], expected: list[str]) -> None:
+    order: RoundRobin[str] = RoundRobin(priority=LOCAL)
+    for client, job in pushes:
+        order.push(client, job)
+    assert drain(order) == expected
+    assert order.queued() == 0 and order.pending("a") == 0
+
+
+def test_a_newcomer_goes_before_a_client_that_was_just_served() -> None:
+    order: RoundRobin[str] = RoundRobin(priority=LOCAL)
+    for job in ("a1", "a2", "a3"):
+        order.push("a", job)
+    client, job = order.pop() or ("", "")
+    assert job == "a1"  # running; a2 and a3 wait
+    order.push("b", "b1")  # another session speaks while the flood waits: it is next, not third
+    order.push("c", "c1")
+    order.finished(client)
+    assert drain(order) == ["b1", "c1", "a2", "a3"]
+
+
+def test_a_client_served_longest_ago_goes_first_until_forgotten() -> None:
+    order: RoundRobin[str] = RoundRobin()
+    for client in ("a", "b", "a"):
+        order.push(client, f"{client}-early")
+    assert drain(order) == ["a-early", "b-early", "a-early"]  # a was served last, b before it
+    order.push("a", "a1")
+    order.push("b", "b1")
+    assert drain(order) == ["b1", "a1"]
+    order.forget("b")  # b's session closed; a new one of that name is a newcomer again
+    order.push("a", "a2")
+    order.push("b", "b2")
+    assert drain(order) == ["b2", "a2"]
+    order.forget("a")
+    order.push("a", "a3")
+    order.push("b", "b3")
+    assert drain(order) == ["a3", "b3"]  # a, forgotten, counts as never served
+
+
+def test_the_pending_bound_counts_running_jobs_and_frees_on_finish() -> None:
+    order: RoundRobin[str] = RoundRobin()
+    order.push("a", "a1", limit=2)
+    order.push("a", "a2", limit=2)
+    with pytest.raises(TooManyPending) as refused:
+        order.push("a", "a3", limit=2)
+    assert (refused.value.client, refused.value.pending, refused.value.limit) == ("a", 2, 2)
+    order.push("b", "b1", limit=2)  # the bound is per client
+    client, _ = order.pop() or ("", "")
+    assert client == "a" and order.pending("a") == 2  # running still counts
+    with pytest.raises(TooManyPending):
+        order.push("a", "a3", limit=2)
+    order.finished("a")
+    order.push("a", "a3", limit=2)
+    assert drain(order) == ["b1", "a2", "a3"]
+
+
+def test_removing_a_queued_job_gives_its_slot_back() -> None:
+    order: RoundRobin[str] = RoundRobin()
+    order.push("a", "a1", limit=1)
+    assert order.remove("a", "a1") and not order.remove("a", "a1")
+    assert order.pending("a") == 0 and order.pop() is None
+    order.push("a", "a2", limit=1)
+    order.push("b", "b1")
+    assert order.remove("b", "b1")
+    assert drain(order) == ["a2"]
+
+
+# --- the worker thread ------------------------------------------------------------------
+
+
+class Gate:
+    """A job that blocks the worker until opened, so the queue behind it can be filled."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self) -> str:
+        self.started.set()
+        assert self.release.wait(WAIT_S)
+        return "gate"
+
+
+@pytest.fixture
+def pool() -> Iterator[FairExecutor]:
+    executor = FairExecutor("test-fair")
+    yield executor
+    executor.shutdown(wait=True, cancel_futures=True)
+
+
+def recorder(ran: list[str]) -> Callable[[str], str]:
+    def job(name: str) -> str:
+        ran.append(f"{name}@{threading.current_thread().name}")
+        return name
+
+    return job
+
+
+def test_the_executor_runs_jobs_one_at_a_time_in_fair_order(pool: FairExecutor) -> None:
+    gate = Gate()
+    first = pool.lane("a").submit(gate)
+    assert gate.started.wait(WAIT_S)
+    ran: list[str] = []
+    job = recorder(ran)
+    a, b, mic = pool.lane("a", limit=3), pool.lane("b", limit=3), pool  # the pool itself is the microphone
+    futures = [a.submit(job, "a1"), a.submit(job, "a2"), b.submit(job, "b1"), mic.submit(job, "m1")]
+    with pytest.raises(TooManyPending):
+        a.submit(job, "a3")  # the gate, a1 and a2 are pending for "a"
+    gate.release.set()
+    assert [f.result(WAIT_S) for f in futures] == ["a1", "a2", "b1", "m1"]
+    assert first.result(WAIT_S) == "gate"
+    assert [r.split("@")[0] for r in ran] == ["m1", "b1", "a1", "a2"]  # the gate was a's: b goes next
+    assert {r.split("@")[1].split("_")[0] for r in ran} == {"test-fair"}
+    assert pool.pending("a") == 0
+
+
+def test_a_cancelled_job_never_runs_and_frees_its_slot(pool: FairExecutor) -> None:
+    gate = Gate()
+    pool.lane("b").submit(gate)
+    assert gate.started.wait(WAIT_S)
+    ran: list[str] = []
+    lane = pool.lane("a", limit=1)
+    queued = lane.submit(recorder(ran), "dropped")
+    assert queued.cancel() and pool.pending("a") == 0
+    kept = lane.submit(recorder(ran), "kept")
+    gate.release.set()
+    assert kept.result(WAIT_S) == "kept" and [r.split("@")[0] for r in ran] == ["kept"]
+
+
+def test_an_exception_reaches_the_caller_and_the_worker_goes_on(pool: FairExecutor) -> None:
+    def fail() -> None:
+        raise ValueError("broken")
+
+    with pytest.raises(ValueError, match="broken"):
+        pool.lane("a").submit(fail).result(WAIT_S)
+    assert pool.lane("a").submit(lambda: 42).result(WAIT_S) == 42
+
+
+def test_shutdown_cancels_what_has_not_started() -> None:
+    pool = FairExecutor("test-shutdown")
+    gate = Gate()
+    running = pool.submit(gate)
+    assert gate.started.wait(WAIT_S)
+    waiting = pool.lane("a").submit(lambda: "never")
+    gate.release.set()
+    pool.shutdown(wait=True, cancel_futures=True)
+    assert running.result(WAIT_S) == "gate"
+    assert waiting.cancelled() or waiting.result(WAIT_S) == "never"
+    with pytest.raises(RuntimeError):
+        pool.submit(lambda: None)
+
+
+async def test_abortable_calls_through_a_lane(pool: FairExecutor) -> None:
+    """`start_abortable` refuses at once past the bound; cancelling the awaiting task sets the cancel flag."""
+    gate = Gate()
+    pool.lane("b").submit(gate)
+    assert await asyncio.to_thread(gate.started.wait, WAIT_S)
+    seen: list[bool] = []
+
+    def transcribe(text: str, *, cancel: threading.Event) -> str:
+        seen.append(cancel.is_set())
+        if cancel.is_set():
+            raise SpeechToTextCancelled("abandoned")
+        return text.upper()
+
+    lane = pool.lane("a", limit=1)
+    pending = start_abortable(lane, transcribe, "one")
+    with pytest.raises(TooManyPending):
+        start_abortable(lane, transcribe, "two")
+    waiter = asyncio.ensure_future(pending)
+    assert waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await asyncio.sleep(0)  # one loop turn: the future's done-callbacks carry the cancel to the queue
+    assert pool.pending("a") == 0  # the queued call gave its place back
+    gate.release.set()
+    async with asyncio.timeout(WAIT_S):
+        assert await run_abortable(lane, transcribe, "three") == "THREE"
+    assert seen == [False]  # the cancelled call never started
