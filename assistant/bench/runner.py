@@ -121,7 +121,7 @@ class Bench:
     def reply_delay_s(self) -> float:
         """A generous guess at speech end -> first audio, for spacing the turns."""
         ttft_s, rate = float(self.args.ttft_ms) / 1000, max(float(self.args.tokens_per_s), 1.0)
-        return 0.7 + 0.6 + ttft_s + self.plan.first_emit_tokens / rate
+        return 0.7 + 1.5 + ttft_s + self.plan.first_emit_tokens / rate  # 1.5 s: Whisper's full window, with room
 
     async def run(
         self,
