@@ -7,20 +7,21 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from assistant.config import Config
 from assistant.core.errors import AssistantError
-from assistant.core.ports import Health, LanguageModel
+from assistant.core.ports import Checked, Health, LanguageModel
+
+E = TypeVar("E", bound=Checked)
 
 
-def _load(part: str, loader: Callable[[], Any]) -> tuple[Any, list[Health]]:
+def _load(part: str, loader: Callable[[], E]) -> tuple[E | None, list[Health]]:
     try:
         engine = loader()
     except AssistantError as exc:
         return None, [Health(part, False, str(exc).splitlines()[0], _fix_from(str(exc)))]
-    rows: list[Health] = engine.health() if hasattr(engine, "health") else [Health(part, True, "loaded")]
-    return engine, rows
+    return engine, engine.health()
 
 
 _FIX = re.compile(r"\b(?:fix|run|fetch it with|get it with):\s*(.+)", re.IGNORECASE)

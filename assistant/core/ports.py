@@ -179,3 +179,44 @@ class TurnDetector(Protocol):
     """
 
     def finished(self, audio: Audio) -> float: ...
+
+
+# --- the engines as the composition root holds them ---------------------------------
+# The core needs only the small ports above; what loads, checks and shares the engines
+# (the app, `assistant check`, the realtime server) needs these few methods more.
+
+
+class Checked(Protocol):
+    """An engine that can say how it is for `assistant check`."""
+
+    def health(self) -> list[Health]: ...
+
+
+class LoadedWake(WakeDetector, Checked, Protocol):
+    """A wake-word engine as loaded."""
+
+
+class LoadedVad(VoiceActivity, Checked, Protocol):
+    """A VAD as loaded; `fresh` gives another with its own state (one per realtime session)."""
+
+    def fresh(self) -> LoadedVad: ...
+
+
+class LoadedStt(SpeechToText, Checked, Protocol):
+    """Speech to text as loaded; `warm` pays the set-up cost at start-up."""
+
+    def warm(self) -> None: ...
+
+
+class LoadedTts(TextToSpeech, Checked, Protocol):
+    """A voice as loaded: also at its own sample rate (the realtime wire resamples once, from that)."""
+
+    def synthesize_native(self, text: str) -> tuple[Audio, int]: ...
+
+    def warm(self) -> None: ...
+
+
+class LoadedTurn(TurnDetector, Checked, Protocol):
+    """An end-of-turn model as loaded."""
+
+    def warm(self) -> None: ...

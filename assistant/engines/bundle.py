@@ -7,9 +7,10 @@ The microphone loop (`assistant.app`) and the realtime server both take an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from assistant.config import Config
+from assistant.core.ports import LoadedStt, LoadedTts, LoadedTurn, LoadedVad, LoadedWake
 
 if TYPE_CHECKING:
     from assistant.engines.llm_chain import LlmChain
@@ -19,12 +20,12 @@ if TYPE_CHECKING:
 class Engines:
     """Every model, loaded once at start-up and shared (also by the realtime server)."""
 
-    wake: Any
-    vad: Any
-    stt: Any
+    wake: LoadedWake
+    vad: LoadedVad
+    stt: LoadedStt
     llm: LlmChain
-    tts: Any
-    turn: Any = None
+    tts: LoadedTts
+    turn: LoadedTurn | None = None
     """The end-of-turn model (None when turn.mode is silence)."""
 
 

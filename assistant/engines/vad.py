@@ -87,6 +87,10 @@ class SileroVad:
         """One row for `assistant check`."""
         return [Health("vad", True, f"Silero {self.model_path.name} on {self.device}")]
 
+    def fresh(self) -> SileroVad:
+        """Another Silero on the same file, with its own state (one thread: sessions run beside the loop)."""
+        return SileroVad(self.model_path, threads=1)
+
 
 def load_vad(cfg: VadConfig, models_dir: Path) -> SileroVad:
     """Build Silero VAD from config; ModelError names a missing or corrupt file and its fix."""
