@@ -91,10 +91,7 @@ class Shared:
         tts = self.engines.tts if voice is None else await self.voices.get(voice)
         loop = asyncio.get_running_loop()
         lane = self.tts_pool.lane(client)  # a session has one reply at a time: one synthesis pending at most
-        if hasattr(tts, "synthesize_native"):
-            audio, rate = await loop.run_in_executor(lane, tts.synthesize_native, text)
-        else:
-            audio, rate = await loop.run_in_executor(lane, tts.synthesize, text), SAMPLE_RATE
+        audio, rate = await loop.run_in_executor(lane, tts.synthesize_native, text)
         return resample(np.asarray(audio, dtype=np.float32), int(rate), WIRE_RATE)
 
     async def make_vad(self) -> VoiceActivity:
@@ -117,6 +114,4 @@ class Shared:
         return turn
 
     def _silero(self) -> VoiceActivity:
-        from assistant.engines.vad import SileroVad
-
-        return SileroVad(self.engines.vad.model_path, threads=1)
+        return self.engines.vad.fresh()
