@@ -10,6 +10,7 @@ from assistant.core.states import TRANSITIONS, State, Trigger, next_state
 
 EXPECTED = {
     (State.IDLE, Trigger.WAKE): State.LISTENING,
+    (State.IDLE, Trigger.RING): State.LISTENING,
     (State.LISTENING, Trigger.WAKE): State.LISTENING,
     (State.LISTENING, Trigger.END_OF_SPEECH): State.THINKING,
     (State.LISTENING, Trigger.NO_SPEECH): State.IDLE,

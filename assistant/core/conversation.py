@@ -159,6 +159,23 @@ class Turn:
             return
         await sink.close()
 
+    async def answer(self, record: TurnRecord, text: str) -> None:
+        """Speak the device's own answer (a skill's) through the same reply path, with no LLM request."""
+        sink = SpeakerSink(self, record)
+        if text:
+            await say(text, synthesize=self._synthesize, sink=sink, hooks=self._hooks(), reply=record.reply)
+        await sink.close()
+
+    async def announce(self, text: str, sound: Audio | None = None) -> None:
+        """A ringing timer or alarm: the ring, then its text, through the same reply path."""
+        record = TurnRecord(speech_end=self.clock.now(), endpoint_at=self.clock.now())
+        sink = SpeakerSink(self, record)
+        if sound is not None:
+            await sink.play("", sound)
+        if text:
+            await say(text, synthesize=self._synthesize, sink=sink, hooks=self._hooks(), reply=record.reply)
+        await sink.close()
+
     def _hooks(self) -> Hooks:
         return Hooks(chunk=lambda text: self.bus.publish(Sentence(self.clock.now(), text)), tts_failed=self._tts_failed)
 
