@@ -8,9 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from assistant.audio.clock import SampleClock
+from assistant.audio.gain import GainSpeaker
 from assistant.audio.wav import WavMicrophone
 from assistant.config import Config
 from assistant.core.assistant import Assistant, LoopSettings
@@ -22,6 +23,9 @@ from assistant.core.ports import Audio, Microphone, Speaker
 from assistant.core.transcript import phrase_words
 from assistant.engines.bundle import Engines, load_engines
 from assistant.events import EventBus, JsonLinesWriter
+
+if TYPE_CHECKING:
+    from assistant.skills import Skills
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +117,15 @@ def build(
             from assistant.engines.turn import load_turn
 
             detector = load_turn(config.turn, config.models_path)
+        skills = build_skills(config, clock.now())
+        # Replies and what rings play at the skills' volume; feedback sounds stay as configured.
+        voice = speaker if skills is None else GainSpeaker(speaker, lambda: skills.gain)
         history = History(config.llm.system_prompt, config.conversation.max_turns, config.conversation.forget_after_s)
         turn = Turn(
             stt=engines.stt,
             llm=engines.llm,
             tts=engines.tts,
-            speaker=speaker,
+            speaker=voice,
             clock=clock,
             bus=bus,
             history=history,
@@ -150,10 +157,20 @@ def build(
             sounds=sounds,
             turn_detector=detector,
             turn_executor=turn_pool,
+            skills=skills,
         )
         if isinstance(mic, WavMicrophone):
             mic.busy = lambda: assistant.busy
         yield Runtime(assistant, bus, clock, engines, mic, speaker, compute_pool)
+
+
+def build_skills(config: Config, now: float) -> Skills | None:
+    """The device's own skills (None when `skills.enabled` is false), state in `state_dir`."""
+    if not config.skills.enabled:
+        return None
+    from assistant.skills import Skills
+
+    return Skills.from_config(config.skills, config.state_path, now=now)
 
 
 def open_audio(

@@ -185,6 +185,7 @@ class SoundsConfig(Section):
     error: bool = True
     mute_on: bool = True
     mute_off: bool = True
+    ring: bool = True
     volume: float = Field(default=0.5, ge=0.0, le=1.0)
 
 

@@ -120,6 +120,20 @@ class Sentence(Event):
 
 
 @dataclass(frozen=True)
+class Ringing(Event):
+    """A timer or alarm rings (again every `skills.ring_s` until stopped); `t` is when it fell due."""
+
+    type: ClassVar[str] = "ringing"
+    kind: str
+    """"timer" or "alarm"."""
+    id: int
+    text: str
+    """What is announced after the ring."""
+    late: bool
+    """It fell due while the device was off."""
+
+
+@dataclass(frozen=True)
 class AudioStarted(Event):
     type: ClassVar[str] = "audio_started"
 

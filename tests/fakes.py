@@ -135,17 +135,20 @@ class GatedSpeaker:
         finally:
             self._gate = None
             self._pending -= len(audio) - passed
+            self.signal.notify()
         return start
 
     async def step(self) -> bool:
         """Let the block at the gate sound; False when none waits (the room hears silence)."""
         if not self.at_gate:
             return False
-        assert self._gate is not None
+        gate = self._gate
+        assert gate is not None
         played = len(self.sounded)
-        self._gate.set_result(None)
-        await self.signal.until(lambda: len(self.sounded) > played, "the block to sound")
-        return True
+        gate.set_result(None)
+        # It sounds, unless its play was cancelled (a barge-in) before it could: then the gate goes.
+        await self.signal.until(lambda: len(self.sounded) > played or self._gate is not gate, "the block to sound")
+        return len(self.sounded) > played
 
     async def drain(self) -> float:
         await self.clock.wait_until(self._until)
@@ -254,6 +257,52 @@ ENDPOINT = EndpointSettings(threshold=0.5, silence_s=3 * BLOCK_S, min_speech_s=2
 """Speech after two voiced blocks, its end after three silent ones; 0.8 s (10 blocks) with no speech gives up."""
 
 
+@dataclass(frozen=True)
+class FakeRing:
+    id: int
+    kind: str
+    text: str
+    late: bool = False
+
+
+@dataclass(frozen=True)
+class FakeAnswer:
+    text: str
+    action: str
+
+
+class FakeSkills:
+    """Rings when the test says (`ring_at`); answers "stop" alone; everything else goes to the LLM."""
+
+    def __init__(self) -> None:
+        self.ring_at: float | None = None
+        self._ringing = False
+        self.remembered: list[str] = []
+
+    @property
+    def ringing(self) -> bool:
+        return self._ringing
+
+    def handle(self, text: str, now: float) -> FakeAnswer | None:
+        if text.strip(" .!").lower() == "stop":
+            self._ringing = False
+            return FakeAnswer("", "stop")
+        return None
+
+    def due(self, now: float) -> list[FakeRing]:
+        if self.ring_at is not None and now >= self.ring_at:
+            self.ring_at, self._ringing = None, True
+            return [FakeRing(1, "timer", "Your timer is done.")]
+        return []
+
+    def remember(self, text: str) -> None:
+        self.remembered.append(text)
+
+    def stop_ringing(self) -> bool:
+        was, self._ringing = self._ringing, False
+        return was
+
+
 class Rig:
     """The real `Assistant` and `Turn` on the fakes above; use as `async with Rig(...) as rig:`."""
 
@@ -265,8 +314,10 @@ class Rig:
         follow_up_s: float = 0.0,
         not_heard: str = "Sorry, I didn't catch that.",
         apology: str = "Sorry, something went wrong.",
+        skills: FakeSkills | None = None,
     ) -> None:
         self.signal = Signal()
+        self.skills = skills
         self.clock = SampleClock()
         self.bus = EventBus()
         self.events: list[Event] = []
@@ -309,6 +360,7 @@ class Rig:
                 endpoint=ENDPOINT, preroll_s=2 * BLOCK_S, follow_up_s=follow_up_s, speculative_stt=False
             ),
             audio_executor=self._audio_pool,
+            skills=skills,
         )
         self._task: asyncio.Task[None] | None = None
 

@@ -16,8 +16,8 @@ import pytest
 
 from assistant.core import assistant as loop_module
 from assistant.core.states import TRANSITIONS, State, Trigger, next_state
-from assistant.events import AudioStarted, NoSpeech, SpeechStopped, StateChanged
-from tests.fakes import SPEECH, WAKE, Rig
+from assistant.events import AudioStarted, NoSpeech, Ringing, SpeechStopped, StateChanged
+from tests.fakes import SPEECH, WAKE, FakeSkills, Rig
 
 IDLE, LISTENING, THINKING, SPEAKING = State.IDLE, State.LISTENING, State.THINKING, State.SPEAKING
 Pairs = list[tuple[State, Trigger]]
@@ -114,6 +114,16 @@ async def muted_while_listening(rig: Rig) -> None:
     assert rig.assistant.state == "idle", "a muted microphone hears no wake word"
 
 
+async def a_ring_stopped_by_the_wake_word(rig: Rig) -> None:
+    assert rig.skills is not None
+    rig.skills.ring_at = rig.clock.now()
+    await until(rig, "listening")  # it rings: the loop listens for "stop" without a wake word
+    assert rig.of(Ringing) and rig.skills.ringing
+    await rig.tick(WAKE)
+    assert not rig.skills.ringing, "the wake word stops the ringing"
+    await until(rig, "idle")  # and listens for a request, which does not come
+
+
 SCENARIOS: dict[str, tuple[Callable[[Rig], Awaitable[None]], Pairs]] = {
     "nobody speaks": (nobody_speaks, [(IDLE, Trigger.WAKE), (LISTENING, Trigger.NO_SPEECH)]),
     "a reply": (
@@ -162,18 +172,25 @@ SCENARIOS: dict[str, tuple[Callable[[Rig], Awaitable[None]], Pairs]] = {
         ],
     ),
     "muted while listening": (muted_while_listening, [(IDLE, Trigger.WAKE), (LISTENING, Trigger.NO_SPEECH)]),
+    "a ring stopped by the wake word": (
+        a_ring_stopped_by_the_wake_word,
+        [(IDLE, Trigger.RING), (LISTENING, Trigger.WAKE), (LISTENING, Trigger.NO_SPEECH)],
+    ),
 }
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 async def test_the_loop_fires_these_transitions(name: str, fired: Pairs) -> None:
     scenario, expected = SCENARIOS[name]
-    async with Rig(stt=["What is the capital of France?"], replies=["Paris, on the Seine."]) as rig:
+    async with Rig(
+        stt=["What is the capital of France?"], replies=["Paris, on the Seine."], skills=FakeSkills()
+    ) as rig:
         await scenario(rig)
         assert fired == expected
         # Each change is published once, from the state the loop was in.
         changes = [(e.previous, e.state) for e in rig.of(StateChanged)][1:]
-        assert changes == [(state.value, TRANSITIONS[(state, trigger)].value) for state, trigger in expected]
+        moves = [(state.value, TRANSITIONS[(state, trigger)].value) for state, trigger in expected]
+        assert changes == [(was, now) for was, now in moves if was != now]
 
 
 def test_the_scenarios_cover_every_row_of_the_table() -> None:

@@ -27,6 +27,7 @@ from assistant.core.ports import (
     SAMPLE_RATE,
     Audio,
     Clock,
+    LocalSkills,
     Microphone,
     Speaker,
     TurnDetector,
@@ -34,6 +35,7 @@ from assistant.core.ports import (
     WakeDetector,
     WakeHit,
 )
+from assistant.core.ringer import Ringer
 from assistant.core.states import State, Trigger, next_state
 from assistant.core.work import run_abortable
 from assistant.events import (
@@ -53,6 +55,8 @@ log = logging.getLogger(__name__)
 BLOCK_S = BLOCK_SAMPLES / SAMPLE_RATE
 TURN_AUDIO_BLOCKS = round(8.0 / BLOCK_S)
 """The end-of-turn model hears the last 8 s of the request."""
+RING_WINDOW_S = 3600.0
+"""The listening window while something rings: closed when the ringing ends, not by a time-out."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class Assistant:
         sounds: Mapping[str, Audio] | None = None,
         turn_detector: TurnDetector | None = None,
         turn_executor: Executor | None = None,
+        skills: LocalSkills | None = None,
     ) -> None:
         self.mic, self.speaker, self.clock = mic, speaker, clock
         self.wake, self.vad, self.turn = wake, vad, turn
@@ -104,6 +109,10 @@ class Assistant:
         self._turn_check: asyncio.Task[None] | None = None
         self._listen_start = 0.0
         self._preroll_blocks = 0
+        self.skills = skills
+        self.ringer = None if skills is None else Ringer(skills, turn, bus, lambda: self.sounds.get("ring"))
+        self._ring_window = False
+        """The listening window is open because something rings: no wake word, the device's requests only."""
         turn.on_reply_started = lambda: self._fire(Trigger.REPLY_STARTED)
         bus.subscribe(self._on_event)
 
@@ -111,7 +120,8 @@ class Assistant:
     def busy(self) -> bool:
         """A turn (or a speculative transcription, or an end-of-turn check) is computing or playing."""
         tasks = (self._turn_task, self._speculation, self._turn_check)
-        return any(t is not None and not t.done() for t in tasks)
+        ringing = self.ringer is not None and self.ringer.busy
+        return ringing or any(t is not None and not t.done() for t in tasks)
 
     # -- state -------------------------------------------------------------
     def _fire(self, trigger: Trigger) -> None:
@@ -133,7 +143,7 @@ class Assistant:
         log.info("microphone %s", "muted" if muted else "unmuted")
         self.bus.publish(Muted(self.clock.now(), muted))
         if muted and self.state == State.LISTENING:
-            self._endpointer = None
+            self._endpointer, self._ring_window = None, False
             self._fire(Trigger.NO_SPEECH)
         self._play_sound("mute_on" if muted else "mute_off")
 
@@ -163,6 +173,8 @@ class Assistant:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.ringer is not None:
+            await self.ringer.aclose()
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -176,13 +188,14 @@ class Assistant:
 
     async def _on_block(self, block: Audio) -> None:
         self._preroll.append(block)
+        self._poll_skills(self.clock.now())  # a muted microphone does not stop an alarm
         if self.muted:
             return
         loop = asyncio.get_running_loop()
         listening = self.state == State.LISTENING
         hit, windows = await loop.run_in_executor(self.audio_executor, self._infer, block, listening)
         now = self.clock.now()
-        if hit is not None and self.state != State.LISTENING:
+        if hit is not None and (self.state != State.LISTENING or self._ring_window):
             self._on_wake(hit, now)
             return
         if self.state == State.LISTENING and self._endpointer is not None:
@@ -195,6 +208,9 @@ class Assistant:
     def _on_wake(self, hit: WakeHit, now: float) -> None:
         log.info("wake word %s (score %.2f) at %.2fs", hit.model, hit.score, now)
         self.bus.publish(Wake(now, hit.model, float(hit.score)))
+        if self.ringer is not None and self.ringer.silence():
+            log.info("the wake word stopped the ringing")
+            self.speaker.stop()
         if self._turn_task is not None and not self._turn_task.done():
             self._turn_task.cancel()  # barge-in: the turn task owns LLM, TTS and playback
         self._cancel_speculation()
@@ -212,6 +228,7 @@ class Assistant:
         self._listen_start = now  # the VAD starts afresh here: endpointer times count from it
         self._utterance = list(self._preroll) if preroll else []
         self._preroll_blocks = len(self._utterance)
+        self._ring_window = False
         self.vad.reset()
 
     def _on_window(self, probability: float, now: float) -> None:
@@ -236,7 +253,9 @@ class Assistant:
             self._endpointer = None
             self.bus.publish(NoSpeech(now))
             self._fire(Trigger.NO_SPEECH)
-            self._play_sound("end_of_listening")
+            if not self._ring_window:
+                self._play_sound("end_of_listening")
+            self._ring_window = False
         elif event in (Endpoint.SPEECH_ENDED, Endpoint.TOO_LONG):
             self._endpointer = None
             assert endpointer.last_voice_end is not None
@@ -246,9 +265,12 @@ class Assistant:
             audio = np.concatenate(self._utterance)
             record = TurnRecord(speech_end=speech_end, endpoint_at=now)
             speculation = self._take_speculation(endpointer)
+            skills_only, self._ring_window = self._ring_window, False
             self._fire(Trigger.END_OF_SPEECH)
             self._play_sound("end_of_listening")
-            self._turn_task = asyncio.create_task(self._run_turn(audio, record, speculation), name="turn")
+            self._turn_task = asyncio.create_task(
+                self._run_turn(audio, record, speculation, skills_only=skills_only), name="turn"
+            )
 
     # -- speculative transcription (dynamic endpointing) ----------------------
     def _maybe_speculate(self, endpointer: Endpointer) -> None:
@@ -309,8 +331,12 @@ class Assistant:
             self._speculation = None
 
     # -- the turn ----------------------------------------------------------
-    async def _run_turn(self, audio: Audio, record: TurnRecord, speculation: asyncio.Task[str] | None) -> None:
+    async def _run_turn(
+        self, audio: Audio, record: TurnRecord, speculation: asyncio.Task[str] | None, *, skills_only: bool = False
+    ) -> None:
+        """Transcribe, then the device's own answer or the LLM's; `skills_only`: no wake word was said (ringing)."""
         interrupted = False
+        keep = not skills_only  # what history keeps: not a word said to a ringing timer
         try:
             text: str | None = None
             if speculation is not None:
@@ -319,33 +345,73 @@ class Assistant:
             try:
                 await self.turn.transcribe(audio, record, text)
             except TurnError as error:
-                await self.turn.fail(record, error)
-                self._finish(record)
+                if skills_only:  # nobody asked: no apology, the ringing goes on
+                    log.info("while ringing: %s", error)
+                    record.transcript = ""
+                else:
+                    await self.turn.fail(record, error)
+                self._finish(record, follow_up=not skills_only)
                 return
-            await self.turn.respond(record)
+            answer = None if self.skills is None else self.skills.handle(record.transcript, self.clock.now())
+            if answer is not None:
+                keep = keep and answer.action != "stop"
+                await self._answer(record, answer.text, answer.action)
+            elif skills_only:
+                log.info("while ringing, %r is not one of the device's requests: ignored", record.transcript)
+            else:
+                await self.turn.respond(record)
         except asyncio.CancelledError:
             interrupted = True
             stopped_at = self.speaker.stop()
             if record.first_audio_at is not None:
                 self.bus.publish(AudioStopped(stopped_at, interrupted=True))
-            self._remember(record, until=stopped_at)
+            self._remember(record, until=stopped_at, keep=keep)
             raise
         finally:
             if not interrupted:
                 self.bus.publish(self.turn.latency(record))
-        self._remember(record, until=None)
-        self._finish(record)
+        self._remember(record, until=None, keep=keep)
+        self._finish(record, follow_up=not skills_only)
 
-    def _remember(self, record: TurnRecord, until: float | None) -> None:
-        if record.transcript:
-            self.turn.history.add(record.transcript, record.heard(until), self.clock.now())
+    async def _answer(self, record: TurnRecord, text: str, action: str) -> None:
+        """The device's own answer: "stop" silences speech and ringing; the rest is spoken (at the new gain)."""
+        if action == "stop":
+            if self.ringer is not None:
+                self.ringer.silence()
+            self.speaker.stop()
+        await self.turn.answer(record, text)
 
-    def _finish(self, record: TurnRecord) -> None:
-        if self.settings.follow_up_s > 0 and not record.failed and record.transcript:
+    def _remember(self, record: TurnRecord, until: float | None, *, keep: bool = True) -> None:
+        heard = record.heard(until)
+        if self.skills is not None:
+            self.skills.remember(heard.rstrip("…"))  # what "repeat that" says: the LLM's reply or a skill's
+        if record.transcript and keep:
+            self.turn.history.add(record.transcript, heard, self.clock.now())
+
+    def _finish(self, record: TurnRecord, *, follow_up: bool = True) -> None:
+        if follow_up and self.settings.follow_up_s > 0 and not record.failed and record.transcript:
             self._start_listening(self.clock.now(), timeout_s=self.settings.follow_up_s, preroll=False)
             self._fire(Trigger.FOLLOW_UP)
         else:
             self._fire(Trigger.REPLY_DONE)  # a turn always has a transcript or has failed
+
+    # -- what rings ----------------------------------------------------------
+    def _poll_skills(self, now: float) -> None:
+        """Once per block: announce what falls due; while it rings, listen for "stop" without the wake word."""
+        if self.ringer is None or self.skills is None:
+            return
+        free = self._turn_task is None or self._turn_task.done()
+        self.ringer.poll(now, speaker_free=free)
+        ringing = self.skills.ringing
+        if ringing and free and self.state == State.IDLE and not self.muted:
+            self._start_listening(now, timeout_s=RING_WINDOW_S, preroll=False)
+            self._ring_window = True
+            self._fire(Trigger.RING)
+        elif not ringing and self._ring_window and self.state == State.LISTENING:
+            endpointer = self._endpointer
+            if endpointer is None or not endpointer.in_speech:
+                self._endpointer, self._ring_window = None, False
+                self._fire(Trigger.NO_SPEECH)
 
     # -- sounds --------------------------------------------------------------
     def _on_event(self, event: object) -> None:

@@ -160,6 +160,23 @@ class Turn:
             return
         await sink.close()
 
+    async def answer(self, record: TurnRecord, text: str) -> None:
+        """Speak the device's own answer (a skill's) through the same reply path, with no LLM request."""
+        sink = SpeakerSink(self, record)
+        if text:
+            await say(text, synthesize=self._synthesize, sink=sink, hooks=self._hooks(), reply=record.reply)
+        await sink.close()
+
+    async def announce(self, text: str, sound: Audio | None = None) -> None:
+        """A ringing timer or alarm: the ring, then its text, through the same reply path."""
+        record = TurnRecord(speech_end=self.clock.now(), endpoint_at=self.clock.now())
+        sink = SpeakerSink(self, record, a_reply=False)
+        if sound is not None:
+            await sink.play("", sound)
+        if text:
+            await say(text, synthesize=self._synthesize, sink=sink, hooks=self._hooks(), reply=record.reply)
+        await sink.close()
+
     def _hooks(self) -> Hooks:
         return Hooks(chunk=lambda text: self.bus.publish(Sentence(self.clock.now(), text)), tts_failed=self._tts_failed)
 
@@ -190,8 +207,10 @@ class Turn:
 class SpeakerSink:
     """The appliance's sink: the speaker, on the shared clock, with the audio events."""
 
-    def __init__(self, turn: Turn, record: TurnRecord) -> None:
+    def __init__(self, turn: Turn, record: TurnRecord, *, a_reply: bool = True) -> None:
         self.turn, self.record = turn, record
+        self.a_reply = a_reply
+        """The turn's answer (moves the state to speaking); not an announcement of something ringing."""
         self.started = False
         self.keeps_cut = True
         """A chunk cut by a barge-in goes into the record's reply, so `heard` clips it to what sounded."""
@@ -203,7 +222,8 @@ class SpeakerSink:
             self.started = True
             if self.record.first_audio_at is None:
                 self.record.first_audio_at = start
-            self.turn.on_reply_started()
+            if self.a_reply:
+                self.turn.on_reply_started()
             self.turn.bus.publish(AudioStarted(start))
         segment = Segment(text, start, start + len(audio) / SAMPLE_RATE)
         try:

@@ -220,3 +220,64 @@ class LoadedTurn(TurnDetector, Checked, Protocol):
     """An end-of-turn model as loaded."""
 
     def warm(self) -> None: ...
+
+
+class SkillAnswer(Protocol):
+    """A request the device answered itself (`assistant.skills.SkillReply` meets this)."""
+
+    @property
+    def text(self) -> str:
+        """What to say ("" for nothing)."""
+        ...
+
+    @property
+    def action(self) -> str:
+        """ "speak", "stop" (silence speech and ringing), "repeat" or "volume" (the gain has changed)."""
+        ...
+
+
+class Ring(Protocol):
+    """A timer or alarm that rings now (`assistant.skills.Ringing` meets this)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def kind(self) -> str:
+        """ "timer" or "alarm"."""
+        ...
+
+    @property
+    def text(self) -> str:
+        """What to announce ("Your 10 minute timer is done.")."""
+        ...
+
+    @property
+    def late(self) -> bool:
+        """It fell due while the device was off."""
+        ...
+
+
+class LocalSkills(Protocol):
+    """The device's own requests, answered without the LLM; timers and alarms on the audio clock."""
+
+    @property
+    def ringing(self) -> bool:
+        """Something rings (until "stop", the wake word or its time-out)."""
+        ...
+
+    def handle(self, text: str, now: float) -> SkillAnswer | None:
+        """The answer to `text`, or None when it is not one of the device's requests."""
+        ...
+
+    def due(self, now: float) -> Sequence[Ring]:
+        """What rings at audio time `now` (called once per microphone block: cheap)."""
+        ...
+
+    def remember(self, text: str) -> None:
+        """A reply the user heard: what "repeat that" says again."""
+        ...
+
+    def stop_ringing(self) -> bool:
+        """Silence what rings; False when nothing did."""
+        ...

@@ -153,13 +153,17 @@ async def speak(
     return reply
 
 
-async def say(text: str, *, synthesize: Synthesize, sink: Sink, hooks: Hooks | None = None) -> Reply:
+async def say(
+    text: str, *, synthesize: Synthesize, sink: Sink, hooks: Hooks | None = None, reply: Reply | None = None
+) -> Reply:
     """Speak a fixed text (an apology, a local answer) through the same path, sentence by sentence."""
 
     async def once() -> AsyncGenerator[str, None]:
         yield text
 
-    return await speak(once(), synthesize=synthesize, sink=sink, first_chunk_min_chars=len(text) + 1, hooks=hooks)
+    return await speak(
+        once(), synthesize=synthesize, sink=sink, first_chunk_min_chars=len(text) + 1, hooks=hooks, reply=reply
+    )
 
 
 def heard(segments: Iterable[Segment], until: float | None) -> list[Segment]:

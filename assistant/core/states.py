@@ -25,10 +25,14 @@ class Trigger(StrEnum):
     """The turn finished (spoken, failed quietly, or nothing to say)."""
     FOLLOW_UP = "follow_up"
     """The turn finished and the follow-up window listens without a wake word."""
+    RING = "ring"
+    """A timer or alarm rings: a window listens for "stop" without the wake word."""
 
 
 TRANSITIONS: dict[tuple[State, Trigger], State] = {
     (State.IDLE, Trigger.WAKE): State.LISTENING,
+    (State.IDLE, Trigger.RING): State.LISTENING,
+    (State.LISTENING, Trigger.WAKE): State.LISTENING,  # only while something rings: the wake word stops it
     (State.LISTENING, Trigger.END_OF_SPEECH): State.THINKING,
     (State.LISTENING, Trigger.NO_SPEECH): State.IDLE,
     (State.THINKING, Trigger.WAKE): State.LISTENING,

@@ -20,7 +20,7 @@ from assistant.core.ports import SAMPLE_RATE, Audio
 
 log = logging.getLogger(__name__)
 
-NAMES = ("wake", "end_of_listening", "error", "mute_on", "mute_off")
+NAMES = ("wake", "end_of_listening", "error", "mute_on", "mute_off", "ring")
 """The sounds `Assistant` plays, by the names it looks them up."""
 
 Partials = Sequence[tuple[float, float]]
@@ -81,6 +81,9 @@ def synthesize(name: str, volume: float = 0.5) -> Audio:
         return _mix([(0.0, _bell(_C7), 0.09), (0.08, _bell(_G6), 0.09), (0.16, _bell(_C6), 0.14)], volume)
     if name == "mute_off":  # three notes ascending
         return _mix([(0.0, _bell(_D6), 0.09), (0.08, _bell(_G6), 0.09), (0.16, _bell(_C7), 0.14)], volume)
+    if name == "ring":  # a timer or alarm: four quick bell pairs, like a clock's double ring
+        pairs = [(0.3 * i + offset, _bell(note), 0.1) for i in range(4) for offset, note in ((0.0, _C7), (0.12, _A6))]
+        return _mix(pairs, volume, decay=4.0)
     raise ValueError(f"unknown sound {name!r}; known: {', '.join(NAMES)}")
 
 
@@ -92,6 +95,7 @@ def load_sounds(cfg: SoundsConfig, *, wake_chime: bool = False) -> dict[str, Aud
         "error": cfg.error,
         "mute_on": cfg.mute_on,
         "mute_off": cfg.mute_off,
+        "ring": cfg.ring,
     }
     sounds = {name: synthesize(name, cfg.volume) for name, on in enabled.items() if on and cfg.volume > 0}
     log.debug("sounds: %s", ", ".join(sounds) or "none")

@@ -107,6 +107,10 @@ class Skills:
         self._save(now)
         return ringing
 
+    def stop_ringing(self) -> bool:
+        """Silence what rings (the wake word does this); False when nothing did."""
+        return self._ctx.book.stop_ringing()
+
     def remember(self, text: str) -> None:
         """Record a reply the user heard (from the LLM too): what "repeat that" says."""
         if text.strip():

@@ -1,0 +1,113 @@
+"""The device's own skills in the appliance: `assistant run` on real Whisper tiny.en, Piper and espeak-ng speech.
+
+Answers the device gives itself reach no LLM; a timer rings on the audio
+clock, is heard in the output and stops on "stop" said alone; a timer set
+before a restart is announced after it. Times are audio times from the events.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import concat, silence, sounds_like, speak
+from tests.ollama_server import OllamaTestServer
+from tests.test_scenarios import Run, run_assistant
+
+
+@pytest.fixture
+def ollama() -> Any:
+    with OllamaTestServer(models=["test-model"], reply="This should not be said.", ttft_ms=50) as server:
+        yield server
+
+
+def chats(server: Any) -> list[dict[str, Any]]:
+    return [r.body for r in server.requests_to("/api/chat")]
+
+
+def spoken_after(run: Run, t: float) -> list[str]:
+    return [s["text"] for s in run.of("sentence") if s["t"] >= t]
+
+
+def test_what_time_is_it_without_the_llm(test_config: Path, ollama: Any, tmp_path: Path) -> None:
+    wav = concat(
+        tmp_path / "in.wav",
+        silence(tmp_path / "s1.wav", 1),
+        speak("hey jarvis, what time is it", tmp_path / "ask.wav"),
+        silence(tmp_path / "s4.wav", 4),
+    )
+    before = datetime.now().astimezone()
+    run = run_assistant(test_config, wav, tmp_path, f"llm.host={ollama.url}", "llm.warm_on_wake=false")
+    after = datetime.now().astimezone()
+    assert run.returncode == 0, run.stderr
+    assert sounds_like(run.of("transcript")[0]["text"], "what time is it"), run.of("transcript")
+    assert chats(ollama) == [], "the device answered the time itself"
+    assert run.of("llm_request") == []
+    said = " ".join(spoken_after(run, 0))
+    expected = {f"{moment:%-I}:{moment:%M}" if moment.minute else f"{moment:%-I} " for moment in (before, after)}
+    assert re.match(r"It's \d{1,2}(:\d\d)? [AP]M\.", said), said
+    assert any(time_said in said for time_said in expected), (said, expected)
+    started, stopped = run.of("audio_started")[0]["t"], run.of("audio_stopped")[0]["t"]
+    assert stopped > started and run.rms(started, stopped) > 0.02, "the answer is in the output"
+    assert run.states()[-1] == "idle"
+
+
+def test_a_timer_rings_and_stop_said_alone_stops_it(test_config: Path, ollama: Any, tmp_path: Path) -> None:
+    # The request, 15 s of silence (the timer rings about 10 s after the request), "stop" alone, silence.
+    wav = concat(
+        tmp_path / "in.wav",
+        speak("hey jarvis, set a timer for ten seconds", tmp_path / "ask.wav", voice="en", speed=140),
+        silence(tmp_path / "s15.wav", 15),
+        speak("stop", tmp_path / "stop.wav"),
+        silence(tmp_path / "s8.wav", 8),
+    )
+    run = run_assistant(test_config, wav, tmp_path, f"llm.host={ollama.url}", "llm.warm_on_wake=false")
+    assert run.returncode == 0, run.stderr
+    transcripts = run.of("transcript")
+    assert sounds_like(transcripts[0]["text"], "set a timer for ten seconds"), transcripts
+    assert spoken_after(run, 0)[0] == "Timer set for 10 seconds.", run.of("sentence")
+    rings = run.of("ringing")
+    assert rings, f"nothing rang: {[e['type'] for e in run.events]}"
+    first = rings[0]
+    assert first["kind"] == "timer" and first["text"] == "Your 10 second timer is done." and not first["late"]
+    assert first["t"] - transcripts[0]["t"] == pytest.approx(10.0, abs=0.2), "10 s of audio after the request"
+    assert run.rms(first["t"], first["t"] + 1.0) > 0.02, "the ring is in the output"
+    assert "Your 10 second timer is done." in spoken_after(run, first["t"])
+    assert len(run.of("wake")) == 1, "no wake word before 'stop'"
+    stop = [t for t in transcripts if sounds_like(t["text"], "stop", errors=0)]
+    assert stop, transcripts
+    assert stop[0]["t"] > first["t"]
+    assert [r for r in rings if r["t"] > stop[0]["t"]] == [], "nothing rings after stop"
+    assert run.rms(stop[0]["t"] + 0.5, len(run.output) / 16000) == 0.0, "silent after stop"
+    assert chats(ollama) == []
+    assert "listening" in run.states() and run.states()[-1] == "idle"
+
+
+def test_a_timer_survives_a_restart(test_config: Path, ollama: Any, tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    ask = concat(
+        first / "in.wav",
+        speak("hey jarvis, set a timer for ten seconds", first / "ask.wav", voice="en", speed=140),
+        silence(first / "s2.wav", 2),
+    )
+    one = run_assistant(test_config, ask, first, f"llm.host={ollama.url}", "llm.warm_on_wake=false")
+    assert one.returncode == 0, one.stderr
+    assert spoken_after(one, 0)[:1] == ["Timer set for 10 seconds."], one.of("sentence")
+    assert one.of("ringing") == [], "the first run ends before the timer"
+    assert (tmp_path / "state" / "skills.json").exists()
+    # The second run hears nothing but silence; the timer is due within it (or fell due in between).
+    quiet = silence(second / "in.wav", 14)
+    two = run_assistant(test_config, quiet, second, f"llm.host={ollama.url}", "skills.ring_timeout_s=0")
+    assert two.returncode == 0, two.stderr
+    rings = two.of("ringing")
+    assert len(rings) == 1 and rings[0]["kind"] == "timer", rings
+    assert "10 second timer" in rings[0]["text"]
+    assert rings[0]["t"] <= 10.1
+    assert two.rms(rings[0]["t"], rings[0]["t"] + 1.0) > 0.02, "announced aloud"
+    assert rings[0]["text"] in spoken_after(two, rings[0]["t"])
+    assert two.of("wake") == [] and chats(ollama) == []
