@@ -27,7 +27,7 @@ from assistant.events import EventBus, JsonLinesWriter
 if TYPE_CHECKING:
     from assistant.skills import Skills
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 DeviceOpeners = Callable[[SampleClock], dict[str, Callable[[], Any]]]
 """Given the runtime's clock: an opener per device kind ("microphone", "speaker") standing in for pyaudio's."""

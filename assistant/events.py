@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any, ClassVar
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -228,7 +228,7 @@ class EventBus:
             try:
                 subscriber(event)
             except Exception:
-                log.exception("event subscriber %r failed on %s", subscriber, event.type)
+                logger.exception("event subscriber %r failed on %s", subscriber, event.type)
 
 
 class JsonLinesWriter:

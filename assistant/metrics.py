@@ -36,7 +36,7 @@ from assistant.events import (
     Wake,
 )
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 STATES = ("idle", "listening", "thinking", "speaking", "muted")
 DEVICES = ("microphone", "speaker")
@@ -215,7 +215,7 @@ async def serve_metrics(
 
     async with ws_serve(refuse, host, port, process_request=answer) as server:
         bound = server.sockets[0].getsockname()[1] if server.sockets else port
-        log.info("metrics at http://%s:%d/metrics (pid %d)", host, bound, os.getpid())
+        logger.info("metrics at http://%s:%d/metrics (pid %d)", host, bound, os.getpid())
         if ready is not None:
             ready.set()
         await server.serve_forever()

@@ -23,7 +23,7 @@ from assistant.events import DeviceLost, DeviceRestored, Event
 if TYPE_CHECKING:
     from assistant.metrics import Metrics
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def _status_line(event: Event) -> str | None:
@@ -64,7 +64,7 @@ class _Notices:
             audio = await loop.run_in_executor(self.runtime.compute_pool, self.runtime.engines.tts.synthesize, text)
             await self.runtime.speaker.play(audio)
         except Exception as exc:  # a notice is best effort: the log and the LEDs already say it
-            log.warning("could not speak the device notice: %s", exc)
+            logger.warning("could not speak the device notice: %s", exc)
 
     def cancel(self) -> None:
         for task in self.tasks:
@@ -151,13 +151,13 @@ async def _serve(runtime: Runtime, config: Config, notifier: SystemdNotifier) ->
                 serve(config, runtime.engines, executor=runtime.compute_pool, metrics=metrics), name="realtime"
             )
         )
-    log.info("ready: listening for %s", ", ".join(config.wake.models))
+    logger.info("ready: listening for %s", ", ".join(config.wake.models))
     notifier.ready()
     notifier.status("state: idle")
     try:
         await runtime.assistant.run()
     except asyncio.CancelledError:
-        log.info("stopping")
+        logger.info("stopping")
     finally:
         for task in tasks:
             task.cancel()

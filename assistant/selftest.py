@@ -22,7 +22,7 @@ import numpy as np
 from assistant.audio.clock import SampleClock
 from assistant.core.ports import BLOCK_SAMPLES, SAMPLE_RATE, Audio, Health, Microphone, Speaker
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 CHIRP_S = 0.3
 CHIRP_HZ = (500.0, 4000.0)
@@ -235,7 +235,7 @@ async def run_selftest(
         match, offset = find_chirp(recorded, reference)
         delay_s = start + offset / SAMPLE_RATE - handed
         rows = loop_rows(noise, recorded, match, offset, delay_s)
-        log.info("self-test: chirp match %.2f, delay %.0f ms", match, delay_s * 1000)
+        logger.info("self-test: chirp match %.2f, delay %.0f ms", match, delay_s * 1000)
         if wake_sample is None or sample_path is None:
             rows.append(
                 Health(

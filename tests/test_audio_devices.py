@@ -75,14 +75,33 @@ def pulse() -> Iterator[str]:
     socket = root / "native"
     (root / "default.pa").write_text(PULSE_CONFIG.format(socket=socket))
     (root / "asound.conf").write_text(ASOUNDRC)
-    env = {**os.environ, "HOME": str(root), "XDG_CONFIG_HOME": str(root / "config"),
-           "PULSE_RUNTIME_PATH": str(root / "run"), "PULSE_STATE_PATH": str(root / "state")}
+    env = {
+        **os.environ,
+        "HOME": str(root),
+        "XDG_CONFIG_HOME": str(root / "config"),
+        "PULSE_RUNTIME_PATH": str(root / "run"),
+        "PULSE_STATE_PATH": str(root / "state"),
+    }
     server = f"unix:{socket}"
     # --daemonize returns once the daemon is ready; as root --system=false keeps it a user daemon.
     started = subprocess.run(
-        [exe, "-n", "-F", str(root / "default.pa"), "--daemonize=yes", "--system=false",
-         "--exit-idle-time=-1", "--use-pid-file=yes", f"--log-target=file:{root / 'pulse.log'}"],
-        env=env, capture_output=True, text=True, timeout=30, check=False)
+        [
+            exe,
+            "-n",
+            "-F",
+            str(root / "default.pa"),
+            "--daemonize=yes",
+            "--system=false",
+            "--exit-idle-time=-1",
+            "--use-pid-file=yes",
+            f"--log-target=file:{root / 'pulse.log'}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     if started.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         missing(f"pulseaudio did not start: {started.stderr.strip()[-500:]}")
@@ -91,19 +110,30 @@ def pulse() -> Iterator[str]:
     patch = pytest.MonkeyPatch()  # what this process's PulseAudio clients (the ALSA plugin) read
     keeper: subprocess.Popen[bytes] | None = None
     try:
-        for var, value in {"PULSE_SERVER": server, "PULSE_CLIENTCONFIG": str(root / "client.conf"),
-                           "PULSE_COOKIE": str(root / "cookie"), "PULSE_RUNTIME_PATH": env["PULSE_RUNTIME_PATH"],
-                           "ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{root / 'asound.conf'}"}.items():
+        for var, value in {
+            "PULSE_SERVER": server,
+            "PULSE_CLIENTCONFIG": str(root / "client.conf"),
+            "PULSE_COOKIE": str(root / "cookie"),
+            "PULSE_RUNTIME_PATH": env["PULSE_RUNTIME_PATH"],
+            "ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{root / 'asound.conf'}",
+        }.items():
             patch.setenv(var, value)
         # A null sink idles with 2 s timer blocks and only takes a stream's low
         # latency at its next wake-up: a low-latency recorder held open for the
         # whole module keeps it responsive.  Its first bytes say the sink is live.
-        keeper = subprocess.Popen([parec, f"--server={server}", "--latency-msec=20", "-d", "assistant_test.monitor"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        keeper = subprocess.Popen(
+            [parec, f"--server={server}", "--latency-msec=20", "-d", "assistant_test.monitor"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         assert keeper.stdout is not None
         for suspend in ("1", "0"):  # a resumed sink restarts its timer at the low latency
-            subprocess.run([pactl, f"--server={server}", "suspend-sink", "assistant_test", suspend],
-                           check=True, capture_output=True, timeout=10)
+            subprocess.run(
+                [pactl, f"--server={server}", "suspend-sink", "assistant_test", suspend],
+                check=True,
+                capture_output=True,
+                timeout=10,
+            )
         ready, _, _ = select.select([keeper.stdout], [], [], 10)
         assert ready, "the null sink's monitor gave no audio within 10 s"
         threading.Thread(target=_discard, args=(keeper.stdout,), daemon=True).start()
@@ -188,7 +218,7 @@ async def test_tone_played_is_heard_on_the_monitor(pulse: str) -> None:
     assert len(loud), f"no tone recorded (peak {np.abs(audio).max():.3f})"
     onset, end = loud[0] / SAMPLE_RATE, loud[-1] / SAMPLE_RATE
     assert end - onset == pytest.approx(1.0, abs=0.05)
-    tone = audio[loud[0]:loud[-1]]
+    tone = audio[loud[0] : loud[-1]]
     spectrum = np.abs(np.fft.rfft(tone * np.hanning(len(tone))))
     peak_hz = np.fft.rfftfreq(len(tone), 1 / SAMPLE_RATE)[int(np.argmax(spectrum))]
     assert peak_hz == pytest.approx(440.0, abs=3.0)
@@ -201,8 +231,9 @@ async def test_tone_played_is_heard_on_the_monitor(pulse: str) -> None:
 
 async def test_stop_ends_writing_within_a_block(pulse: str) -> None:
     five_written = threading.Event()
-    speaker = PyAudioSpeaker("pulse", None, SampleClock(), block_ms=40,
-                             on_block=lambda n: five_written.set() if n >= 5 else None)
+    speaker = PyAudioSpeaker(
+        "pulse", None, SampleClock(), block_ms=40, on_block=lambda n: five_written.set() if n >= 5 else None
+    )
     try:
         assert speaker.rate == SAMPLE_RATE  # 16 kHz is supported: no resampling
         playing = asyncio.create_task(speaker.play(_tone(440.0, 10.0)))

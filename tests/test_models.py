@@ -30,9 +30,7 @@ class Server:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.requests: list[str] = []
-        self.truncate: set[str] = (
-            set()
-        )  # URL paths sent with half their body, then closed
+        self.truncate: set[str] = set()  # URL paths sent with half their body, then closed
         server = self
 
         class Handler(http.server.SimpleHTTPRequestHandler):
@@ -54,9 +52,7 @@ class Server:
         handler = functools.partial(Handler, directory=str(root))
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, args=(0.01,), daemon=True
-        )
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)
         self.thread.start()
 
     def close(self) -> None:
@@ -106,9 +102,7 @@ def fake_catalogue(upstream: str, bad_pin: str | None = None) -> dict[str, Model
     def file(path: str) -> ModelFile:
         data = BLOBS[path]
         pin = sha(b"something else") if path == bad_pin else sha(data)
-        return ModelFile(
-            path, f"{upstream}/{path.rsplit('/', 1)[1]}", pin, len(data), "MIT"
-        )
+        return ModelFile(path, f"{upstream}/{path.rsplit('/', 1)[1]}", pin, len(data), "MIT")
 
     return {
         "alpha": Model("alpha", "stt", "test stt", (file("whisper/ggml-alpha.bin"),)),
@@ -118,9 +112,7 @@ def fake_catalogue(upstream: str, bad_pin: str | None = None) -> dict[str, Model
             "test voice",
             (file("piper/beta.onnx"), file("piper/beta.onnx.json")),
         ),
-        "feat": Model(
-            "feat", "features", "test features", (file("openwakeword/feat.onnx"),)
-        ),
+        "feat": Model("feat", "features", "test features", (file("openwakeword/feat.onnx"),)),
         "gamma": Model(
             "gamma",
             "wake",
@@ -219,9 +211,7 @@ def test_checksum_mismatch_discards_the_download_and_says_expected_and_got(
     server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     publish_upstream(server.root)
-    catalogue = fake_catalogue(
-        server.base + "/upstream", bad_pin="whisper/ggml-alpha.bin"
-    )
+    catalogue = fake_catalogue(server.base + "/upstream", bad_pin="whisper/ggml-alpha.bin")
     use_catalogue(monkeypatch, catalogue)
     dest = tmp_path / "models"
 
@@ -248,9 +238,7 @@ def test_unreachable_server_names_the_file_url_reason_and_the_way_out(
     message = report.failure_message()
     host = dead_url.removeprefix("http://")
     assert f"whisper/ggml-alpha.bin from {dead_url}/upstream/ggml-alpha.bin" in message
-    assert (
-        f"cannot reach {host}: [Errno" in message
-    )  # e.g. [Errno 111] Connection refused
+    assert f"cannot reach {host}: [Errno" in message  # e.g. [Errno 111] Connection refused
     assert f"copy the files into {dest}" in message
     assert "--from MIRROR" in message
     assert f"assistant models download alpha --dir {dest}" in message
@@ -305,15 +293,10 @@ def test_mirror_directory_missing_a_file_says_so(
     mirror = tmp_path / "mirror"
     mirror.mkdir()
 
-    report = models.download(
-        ["alpha"], tmp_path / "models", source=mirror, progress=False
-    )
+    report = models.download(["alpha"], tmp_path / "models", source=mirror, progress=False)
 
     (result,) = report.failed
-    assert (
-        result.error
-        == f"no such file in the mirror: {mirror / 'whisper/ggml-alpha.bin'}"
-    )
+    assert result.error == f"no such file in the mirror: {mirror / 'whisper/ggml-alpha.bin'}"
 
 
 def test_mirror_url_replaces_the_official_urls_and_pins_still_apply(
@@ -323,15 +306,11 @@ def test_mirror_url_replaces_the_official_urls_and_pins_still_apply(
     use_catalogue(monkeypatch, fake_catalogue(dead_url + "/upstream"))
     dest = tmp_path / "models"
 
-    report = models.download(
-        ["alpha"], dest, source=server.base + "/fleet/", progress=False
-    )
+    report = models.download(["alpha"], dest, source=server.base + "/fleet/", progress=False)
 
     assert report.ok, report.failure_message()
     assert server.requests == ["/fleet/whisper/ggml-alpha.bin"]
-    assert (dest / "whisper/ggml-alpha.bin").read_bytes() == BLOBS[
-        "whisper/ggml-alpha.bin"
-    ]
+    assert (dest / "whisper/ggml-alpha.bin").read_bytes() == BLOBS["whisper/ggml-alpha.bin"]
 
     (server.root / "fleet/piper/beta.onnx").write_bytes(b"tampered")
     bad = models.download(["beta"], dest, source=server.base + "/fleet", progress=False)
@@ -340,14 +319,10 @@ def test_mirror_url_replaces_the_official_urls_and_pins_still_apply(
     assert not (dest / "piper/beta.onnx").exists()
 
 
-def test_mirror_url_answering_404_is_reported(
-    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_mirror_url_answering_404_is_reported(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     use_catalogue(monkeypatch, fake_catalogue(server.base + "/upstream"))
 
-    report = models.download(
-        ["alpha"], tmp_path / "models", source=server.base, progress=False
-    )
+    report = models.download(["alpha"], tmp_path / "models", source=server.base, progress=False)
 
     (result,) = report.failed
     assert result.url == server.base + "/whisper/ggml-alpha.bin"
@@ -371,9 +346,7 @@ def test_progress_prints_one_line_per_file_when_not_a_terminal(
     assert re.search(r"\(\S+ \S+/s\)$", lines[0])
 
 
-def test_requirements_come_first_and_unknown_names_are_refused(
-    monkeypatch: pytest.MonkeyPatch, dead_url: str
-) -> None:
+def test_requirements_come_first_and_unknown_names_are_refused(monkeypatch: pytest.MonkeyPatch, dead_url: str) -> None:
     use_catalogue(monkeypatch, fake_catalogue(dead_url))
     assert [m.name for m in models.resolve_names(["gamma", "alpha", "feat"])] == [
         "feat",
@@ -423,9 +396,7 @@ def test_cli_download_exit_status(
 
     mirror = tmp_path / "mirror"
     publish_layout(mirror)
-    assert (
-        models.run_cli(parse(["gamma", "--dir", str(dest), "--from", str(mirror)])) == 0
-    )
+    assert models.run_cli(parse(["gamma", "--dir", str(dest), "--from", str(mirror)])) == 0
 
 
 def test_cli_list_shows_name_file_size_licence_and_presence(
@@ -445,9 +416,7 @@ def test_cli_list_shows_name_file_size_licence_and_presence(
     assert rows["whisper/ggml-tiny.en.bin"].endswith("wrong size")
     assert "74.1 MiB" in rows["whisper/ggml-tiny.en.bin"]
     assert rows["openwakeword/alexa_v0.1.onnx"].startswith("alexa ")
-    assert out.splitlines()[-2].startswith(
-        "default set: openwakeword-features hey_jarvis"
-    )
+    assert out.splitlines()[-2].startswith("default set: openwakeword-features hey_jarvis")
     assert out.splitlines()[-1] == f"models dir: {tmp_path}"
 
 
@@ -456,39 +425,18 @@ def test_cli_list_shows_name_file_size_licence_and_presence(
 
 def test_expected_path_resolves_bundled_names(tmp_path: Path) -> None:
     d = tmp_path
-    assert (
-        models.expected_path(d, "wake", "hey_jarvis")
-        == d / "openwakeword/hey_jarvis_v0.1.onnx"
-    )
-    assert (
-        models.expected_path(d, "wake", "alexa") == d / "openwakeword/alexa_v0.1.onnx"
-    )
-    assert models.expected_path(d, "wake", "hey_mycroft_v0.1") == (
-        d / "openwakeword/hey_mycroft_v0.1.onnx"
-    )
+    assert models.expected_path(d, "wake", "hey_jarvis") == d / "openwakeword/hey_jarvis_v0.1.onnx"
+    assert models.expected_path(d, "wake", "alexa") == d / "openwakeword/alexa_v0.1.onnx"
+    assert models.expected_path(d, "wake", "hey_mycroft_v0.1") == (d / "openwakeword/hey_mycroft_v0.1.onnx")
     assert models.expected_path(d, "stt", "tiny.en") == d / "whisper/ggml-tiny.en.bin"
-    assert (
-        models.expected_path(d, "stt", "ggml-base.en") == d / "whisper/ggml-base.en.bin"
-    )
-    assert models.expected_path(d, "tts", "en_US-lessac-medium") == (
-        d / "piper/en_US-lessac-medium.onnx"
-    )
+    assert models.expected_path(d, "stt", "ggml-base.en") == d / "whisper/ggml-base.en.bin"
+    assert models.expected_path(d, "tts", "en_US-lessac-medium") == (d / "piper/en_US-lessac-medium.onnx")
     assert models.expected_path(d, "vad", "silero_vad") == d / "vad/silero_vad.onnx"
-    assert models.expected_path(d, "features", "melspectrogram") == (
-        d / "openwakeword/melspectrogram.onnx"
-    )
-    assert models.expected_path(d, "wake", "/opt/my_word.onnx") == Path(
-        "/opt/my_word.onnx"
-    )
-    assert (
-        models.expected_path(d, "wake", "custom/my_word.onnx")
-        == d / "custom/my_word.onnx"
-    )
+    assert models.expected_path(d, "features", "melspectrogram") == (d / "openwakeword/melspectrogram.onnx")
+    assert models.expected_path(d, "wake", "/opt/my_word.onnx") == Path("/opt/my_word.onnx")
+    assert models.expected_path(d, "wake", "custom/my_word.onnx") == d / "custom/my_word.onnx"
     assert models.expected_path(d, "wake", "my_word.onnx") == d / "my_word.onnx"
-    assert (
-        models.expected_path(d, "stt", "ggml-tiny.en.bin")
-        == d / "whisper/ggml-tiny.en.bin"
-    )
+    assert models.expected_path(d, "stt", "ggml-tiny.en.bin") == d / "whisper/ggml-tiny.en.bin"
     assert models.model_paths(d, "en_US-lessac-medium") == [
         d / "piper/en_US-lessac-medium.onnx",
         d / "piper/en_US-lessac-medium.onnx.json",
@@ -501,9 +449,7 @@ def test_expected_path_resolves_bundled_names(tmp_path: Path) -> None:
         models.expected_path(d, "asr", "tiny.en")
 
 
-def test_default_models_dir_follows_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_default_models_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(models.ENV_MODELS_DIR, str(tmp_path / "m"))
     assert models.default_models_dir() == tmp_path / "m"
     monkeypatch.delenv(models.ENV_MODELS_DIR)
@@ -511,20 +457,14 @@ def test_default_models_dir_follows_the_environment(
     assert models.default_models_dir() == tmp_path / ".local/share/assistant/models"
 
 
-def test_fetch_command_names_the_model_and_the_dir(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_fetch_command_names_the_model_and_the_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(models.ENV_MODELS_DIR, str(tmp_path / "default"))
     default = tmp_path / "default"
-    assert models.fetch_command(default / "whisper/ggml-tiny.en.bin") == (
-        "assistant models download tiny.en"
-    )
+    assert models.fetch_command(default / "whisper/ggml-tiny.en.bin") == ("assistant models download tiny.en")
     assert models.fetch_command(default / "piper/en_US-lessac-medium.onnx.json") == (
         "assistant models download en_US-lessac-medium"
     )
-    assert models.fetch_command(
-        tmp_path / "my models/openwakeword/embedding_model.onnx"
-    ) == (
+    assert models.fetch_command(tmp_path / "my models/openwakeword/embedding_model.onnx") == (
         f"assistant models download openwakeword-features --dir '{tmp_path}/my models'"
     )
     assert models.fetch_command(default / "whisper/ggml-large.bin") is None

@@ -38,10 +38,20 @@ from tests.test_realtime_support import (
 
 __all__ = ["event_audit", "ollama", "rt_engines", "server", "start_server"]
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
-         "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required",
-         "--remote-debugging-port=0", "--remote-allow-origins=*"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    "--remote-debugging-port=0",
+    "--remote-allow-origins=*",
+]
 
 
 def chromium() -> str:
@@ -49,8 +59,9 @@ def chromium() -> str:
         if path := shutil.which(name):
             return path
     if os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"], capture_output=True,
-                       timeout=600)
+        subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", "chromium"], capture_output=True, timeout=600
+        )
         if path := shutil.which("chromium"):
             return path
     missing("chromium is needed for the browser test (apt-get install chromium)")
@@ -90,8 +101,9 @@ class DevTools:
                 self.events.append(json.loads(await self.ws.recv()))
 
     async def evaluate(self, expression: str, *, gesture: bool = False) -> Any:
-        result = await self.call("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True,
-                                 userGesture=gesture)
+        result = await self.call(
+            "Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True, userGesture=gesture
+        )
         if "exceptionDetails" in result:
             raise AssertionError(f"{expression[:60]}: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -112,9 +124,15 @@ class DevTools:
 @contextlib.asynccontextmanager
 async def browser(url: str, wav: Path, profile: Path, *extra_flags: str) -> AsyncIterator[DevTools]:
     process = await asyncio.create_subprocess_exec(
-        chromium(), *FLAGS, *extra_flags, f"--user-data-dir={profile}",
-        f"--use-file-for-fake-audio-capture={wav}%noloop", "about:blank",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        chromium(),
+        *FLAGS,
+        *extra_flags,
+        f"--user-data-dir={profile}",
+        f"--use-file-for-fake-audio-capture={wav}%noloop",
+        "about:blank",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         assert process.stderr is not None
         async with asyncio.timeout(EVENT_TIMEOUT_S):
@@ -143,8 +161,9 @@ async def browser(url: str, wav: Path, profile: Path, *extra_flags: str) -> Asyn
         await process.wait()
 
 
-async def test_page_talks_with_the_server(server: RealtimeServer, speech: dict[str, Path], tmp_path: Path,
-                                         ollama: OllamaTestServer) -> None:
+async def test_page_talks_with_the_server(
+    server: RealtimeServer, speech: dict[str, Path], tmp_path: Path, ollama: OllamaTestServer
+) -> None:
     long_reply = " ".join([REPLY] * 6)
     ollama.script(Behaviour(reply=long_reply))
     wav = concat(tmp_path / "mic.wav", speech["silence_1"], speech["question"], speech["silence_4"])
@@ -153,8 +172,9 @@ async def test_page_talks_with_the_server(server: RealtimeServer, speech: dict[s
         assert await page.evaluate("document.title") == "Assistant — realtime"
         await page.evaluate("document.getElementById('start').click()", gesture=True)
         await page.wait_for("s.status === 'connected'")
-        stats = await page.wait_for("s.userTranscripts.length > 0 && s.assistantTranscripts.length > 0 "
-                                    "&& s.playedSamples >= 24000")
+        stats = await page.wait_for(
+            "s.userTranscripts.length > 0 && s.assistantTranscripts.length > 0 && s.playedSamples >= 24000"
+        )
         assert sounds_like(stats["userTranscripts"][0]), stats["userTranscripts"]
         assert stats["assistantTranscripts"][0] == long_reply
         assert stats["receivedSamples"] > 24000 and stats["sentSamples"] > 0

@@ -33,8 +33,9 @@ from tests.test_realtime_support import (
 __all__ = ["event_audit", "ollama", "question_audio", "rt_engines", "server", "start_server"]
 
 
-async def test_async_client_text_and_audio(server: RealtimeServer, question_audio: np.ndarray,
-                                           ollama: OllamaTestServer) -> None:
+async def test_async_client_text_and_audio(
+    server: RealtimeServer, question_audio: np.ndarray, ollama: OllamaTestServer
+) -> None:
     heard: list[tuple[str, str]] = []
     audio: list[np.ndarray] = []
     async with AsyncRealtimeSession(server.url, voice="default", instructions="Be kind.", server_vad=False) as session:
@@ -72,13 +73,25 @@ async def test_measure_commit_to_first_delta(server: RealtimeServer, speech: dic
     assert len(timings) == 2 and all(t > 0 for t in timings)
 
 
-async def test_realtime_command_with_wav_files(server: RealtimeServer, speech: dict[str, Path],
-                                               tmp_path: Path) -> None:
+async def test_realtime_command_with_wav_files(server: RealtimeServer, speech: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "reply.wav"
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "assistant", "realtime", "--voice", "default", "--url", server.url,
-        "--input", str(speech["question"]), "--output", str(out), cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "assistant",
+        "realtime",
+        "--voice",
+        "default",
+        "--url",
+        server.url,
+        "--input",
+        str(speech["question"]),
+        "--output",
+        str(out),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     async with asyncio.timeout(EVENT_TIMEOUT_S * 2):
         stdout, stderr = await process.communicate()
     assert process.returncode == 0, stderr.decode()
@@ -91,14 +104,36 @@ async def test_realtime_command_with_wav_files(server: RealtimeServer, speech: d
 
 async def test_serve_command(test_config: Path, ollama: OllamaTestServer) -> None:
     refused = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "assistant", "serve", "--config", str(test_config), "--host", "0.0.0.0", cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "assistant",
+        "serve",
+        "--config",
+        str(test_config),
+        "--host",
+        "0.0.0.0",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     async with asyncio.timeout(EVENT_TIMEOUT_S * 2):
         _, stderr = await refused.communicate()
     assert refused.returncode == 78 and b"server.token" in stderr
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "assistant", "serve", "--config", str(test_config), "--set", f"llm.host={ollama.url}",
-        "--port", "0", cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "assistant",
+        "serve",
+        "--config",
+        str(test_config),
+        "--set",
+        f"llm.host={ollama.url}",
+        "--port",
+        "0",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert process.stderr is not None
     try:
         async with asyncio.timeout(EVENT_TIMEOUT_S * 2):
@@ -108,8 +143,12 @@ async def test_serve_command(test_config: Path, ollama: OllamaTestServer) -> Non
                 assert line, "assistant serve exited early"
                 match = re.search(r"listening on (ws://[\d.]+:\d+)/v1/realtime", line)
             async with raw_client(match.group(1)) as client:
-                await client.send({"type": "conversation.item.create", "item": {
-                    "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}})
+                await client.send(
+                    {
+                        "type": "conversation.item.create",
+                        "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+                    }
+                )
                 await client.send({"type": "response.create"})
                 events = await client.until("response.done")
         assert events[-1]["response"]["status"] == "completed"

@@ -63,15 +63,20 @@ def speech_span_ms(audio: np.ndarray, level: float = 0.02) -> tuple[float, float
     return loud[0] * 10.0, (loud[-1] + 1) * 10.0
 
 
-async def test_full_turn_with_server_vad(server: RealtimeServer, question_audio: np.ndarray,
-                                         ollama: OllamaTestServer) -> None:
+async def test_full_turn_with_server_vad(
+    server: RealtimeServer, question_audio: np.ndarray, ollama: OllamaTestServer
+) -> None:
     async with sdk(server) as conn:
-        await conn.session.update(session={
-            "type": "realtime",
-            "instructions": "Answer briefly.",
-            "audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 500}},
-                      "output": {"voice": VOICE}},
-        })
+        await conn.session.update(
+            session={
+                "type": "realtime",
+                "instructions": "Answer briefly.",
+                "audio": {
+                    "input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 500}},
+                    "output": {"voice": VOICE},
+                },
+            }
+        )
         updated = (await until(conn, "session.updated"))[-1]
         assert updated.session.instructions == "Answer briefly."
         assert updated.session.audio.output.voice == VOICE
@@ -79,13 +84,23 @@ async def test_full_turn_with_server_vad(server: RealtimeServer, question_audio:
             await conn.input_audio_buffer.append(audio=chunk)
         events = await until(conn, "response.done")
     kinds = [e.type for e in events]
-    for kind in ("input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
-                 "input_audio_buffer.committed", "conversation.item.added", "conversation.item.done",
-                 "conversation.item.input_audio_transcription.completed", "response.created",
-                 "response.output_item.added", "response.content_part.added", "response.output_audio.delta",
-                 "response.output_audio_transcript.delta", "response.output_audio.done",
-                 "response.output_audio_transcript.done", "response.content_part.done",
-                 "response.output_item.done"):
+    for kind in (
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+        "conversation.item.input_audio_transcription.completed",
+        "response.created",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_audio.delta",
+        "response.output_audio_transcript.delta",
+        "response.output_audio.done",
+        "response.output_audio_transcript.done",
+        "response.content_part.done",
+        "response.output_item.done",
+    ):
         assert kind in kinds, f"no {kind} in {kinds}"
     assert kinds.index("input_audio_buffer.speech_started") < kinds.index("input_audio_buffer.speech_stopped")
     heard = of(events, "conversation.item.input_audio_transcription.completed")[0].transcript
@@ -108,19 +123,22 @@ async def test_full_turn_with_server_vad(server: RealtimeServer, question_audio:
     assert messages[-1] == {"role": "user", "content": heard}
 
 
-async def test_manual_commit_text_and_options(server: RealtimeServer, question_audio: np.ndarray,
-                                              ollama: OllamaTestServer) -> None:
+async def test_manual_commit_text_and_options(
+    server: RealtimeServer, question_audio: np.ndarray, ollama: OllamaTestServer
+) -> None:
     async with sdk(server) as conn:
-        await conn.session.update(session={"type": "realtime", "audio": {"input": {"turn_detection": None}},
-                                           "max_output_tokens": 42})
+        await conn.session.update(
+            session={"type": "realtime", "audio": {"input": {"turn_detection": None}}, "max_output_tokens": 42}
+        )
         assert (await until(conn, "session.updated"))[-1].session.audio.input.turn_detection is None
         for chunk in b64_chunks(question_audio):
             await conn.input_audio_buffer.append(audio=chunk)
         await conn.input_audio_buffer.commit()
         events = await until(conn, "conversation.item.input_audio_transcription.completed")
         assert "input_audio_buffer.speech_started" not in [e.type for e in events]
-        await conn.conversation.item.create(item={
-            "type": "message", "role": "user", "content": [{"type": "input_text", "text": "And of Spain?"}]})
+        await conn.conversation.item.create(
+            item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "And of Spain?"}]}
+        )
         await until(conn, "conversation.item.added")
         ollama.script(Behaviour(reply="Madrid."))
         await conn.response.create(response={"instructions": "Be terse."})
@@ -138,8 +156,9 @@ async def test_cancel_then_truncate_trims_history(server: RealtimeServer, ollama
     long_reply = " ".join(f"Sentence number {n} is here." for n in range(1, 40))
     ollama.script(Behaviour(reply=long_reply, tokens_per_s=100), Behaviour(reply="Fine."))
     async with sdk(server) as conn:
-        await conn.conversation.item.create(item={
-            "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Count slowly."}]})
+        await conn.conversation.item.create(
+            item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Count slowly."}]}
+        )
         await conn.response.create()
         events = await until(conn, "response.output_audio.delta")
         item_id = of(events, "response.output_item.added")[0].item.id
@@ -149,7 +168,7 @@ async def test_cancel_then_truncate_trims_history(server: RealtimeServer, ollama
         assert events[-1].response.status_details.reason == "client_cancelled"
         # The first chunk's audio: the deltas before the second transcript delta.
         first_chunk = 0
-        for event in events[[e.type for e in events].index("response.output_audio_transcript.delta") + 1:]:
+        for event in events[[e.type for e in events].index("response.output_audio_transcript.delta") + 1 :]:
             if event.type == "response.output_audio_transcript.delta":
                 break
             if event.type == "response.output_audio.delta":
@@ -163,8 +182,9 @@ async def test_cancel_then_truncate_trims_history(server: RealtimeServer, ollama
         item = (await until(conn, "conversation.item.retrieved"))[-1].item
         heard = item.content[0].transcript
         assert heard == "Sentence number"
-        await conn.conversation.item.create(item={
-            "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Go on."}]})
+        await conn.conversation.item.create(
+            item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Go on."}]}
+        )
         await conn.response.create()
         await until(conn, "response.done")
     messages = chat_messages(ollama)[-1]

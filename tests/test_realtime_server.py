@@ -37,8 +37,13 @@ from tests.test_realtime_support import (
 
 __all__ = ["event_audit", "ollama", "question_audio", "rt_engines", "server", "start_server"]
 
-GA_ONLY = {"conversation.item.added", "conversation.item.done", "response.output_audio.delta",
-           "response.output_audio_transcript.delta", "response.output_audio.done"}
+GA_ONLY = {
+    "conversation.item.added",
+    "conversation.item.done",
+    "response.output_audio.delta",
+    "response.output_audio_transcript.delta",
+    "response.output_audio.done",
+}
 
 
 async def wait_sessions(server: RealtimeServer, count: int) -> None:
@@ -46,13 +51,23 @@ async def wait_sessions(server: RealtimeServer, count: int) -> None:
         await server.wait_for_sessions(count)
 
 
-async def test_beta_dialect_manual_turn(server: RealtimeServer, question_audio: np.ndarray,
-                                        ollama: OllamaTestServer) -> None:
+async def test_beta_dialect_manual_turn(
+    server: RealtimeServer, question_audio: np.ndarray, ollama: OllamaTestServer
+) -> None:
     async with raw_client(server.url, beta=True) as client:
         assert client.seen[0]["session"]["input_audio_format"] == "pcm16"
-        await client.send({"type": "session.update", "session": {
-            "turn_detection": None, "voice": VOICE, "input_audio_transcription": {"model": "whisper-1"},
-            "temperature": 0.6, "max_response_output_tokens": 64}})
+        await client.send(
+            {
+                "type": "session.update",
+                "session": {
+                    "turn_detection": None,
+                    "voice": VOICE,
+                    "input_audio_transcription": {"model": "whisper-1"},
+                    "temperature": 0.6,
+                    "max_response_output_tokens": 64,
+                },
+            }
+        )
         session = (await client.until("session.updated"))[-1]["session"]
         assert session["turn_detection"] is None and session["voice"] == VOICE
         for chunk in b64_chunks(question_audio):
@@ -62,9 +77,15 @@ async def test_beta_dialect_manual_turn(server: RealtimeServer, question_audio: 
         events = await client.until("response.done")
     kinds = [e["type"] for e in events]
     assert not GA_ONLY & set(kinds), kinds
-    for kind in ("input_audio_buffer.committed", "conversation.item.created", "response.audio.delta",
-                 "response.audio_transcript.delta", "response.audio.done", "response.audio_transcript.done",
-                 "conversation.item.input_audio_transcription.completed"):
+    for kind in (
+        "input_audio_buffer.committed",
+        "conversation.item.created",
+        "response.audio.delta",
+        "response.audio_transcript.delta",
+        "response.audio.done",
+        "response.audio_transcript.done",
+        "conversation.item.input_audio_transcription.completed",
+    ):
         assert kind in kinds, f"no {kind} in {kinds}"
     transcribed = next(e for e in events if e["type"] == "conversation.item.input_audio_transcription.completed")
     assert sounds_like(transcribed["transcript"]), transcribed
@@ -74,8 +95,9 @@ async def test_beta_dialect_manual_turn(server: RealtimeServer, question_audio: 
     assert request["options"] == {"temperature": 0.6, "num_predict": 64}
 
 
-async def test_barge_in_cancels_the_reply(server: RealtimeServer, question_audio: np.ndarray,
-                                          ollama: OllamaTestServer) -> None:
+async def test_barge_in_cancels_the_reply(
+    server: RealtimeServer, question_audio: np.ndarray, ollama: OllamaTestServer
+) -> None:
     long_reply = " ".join(f"Sentence number {n} is here." for n in range(1, 60))
     ollama.script(Behaviour(reply=long_reply, tokens_per_s=50), Behaviour(reply="Second answer."))
     turn = np.concatenate([question_audio, silence(1.0)])
@@ -99,9 +121,17 @@ async def test_barge_in_cancels_the_reply(server: RealtimeServer, question_audio
 async def test_item_delete_and_retrieve(server: RealtimeServer, ollama: OllamaTestServer) -> None:
     async with raw_client(server.url) as client:
         for text in ("first", "second"):
-            await client.send({"type": "conversation.item.create", "item": {
-                "id": f"item_{text}", "type": "message", "role": "user",
-                "content": [{"type": "input_text", "text": text}]}})
+            await client.send(
+                {
+                    "type": "conversation.item.create",
+                    "item": {
+                        "id": f"item_{text}",
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": text}],
+                    },
+                }
+            )
             await client.until("conversation.item.done")
         await client.send({"type": "conversation.item.delete", "item_id": "item_first"})
         assert (await client.until("conversation.item.deleted"))[-1]["item_id"] == "item_first"
@@ -121,26 +151,51 @@ BAD_EVENTS: list[tuple[str | bytes, str, str | None]] = [
     (json.dumps({"event_id": "e2"}), "missing_required_parameter", "type"),
     (json.dumps({"type": "input_audio_buffer.append", "event_id": "e3"}), "missing_required_parameter", "audio"),
     (json.dumps({"type": "input_audio_buffer.append", "audio": "!!not base64!!"}), "invalid_audio", "audio"),
-    (json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(b"abc").decode()}),
-     "invalid_audio", "audio"),
+    (
+        json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(b"abc").decode()}),
+        "invalid_audio",
+        "audio",
+    ),
     (json.dumps({"type": "input_audio_buffer.append", "audio": 12}), "invalid_type", "audio"),
     (json.dumps({"type": "input_audio_buffer.commit"}), "input_audio_buffer_commit_empty", None),
-    (json.dumps({"type": "session.update", "session": {"turn_detection": {"type": "bogus_vad"}}}),
-     "unsupported_turn_detection", "session.turn_detection.type"),
+    (
+        json.dumps({"type": "session.update", "session": {"turn_detection": {"type": "bogus_vad"}}}),
+        "unsupported_turn_detection",
+        "session.turn_detection.type",
+    ),
     (json.dumps({"type": "session.update", "session": {"temperature": "hot"}}), "invalid_type", "session.temperature"),
-    (json.dumps({"type": "session.update", "session": {"audio": {"input": {"format": {"type": "audio/pcmu"}}}}}),
-     "unsupported_audio_format", "session.audio.input.format"),
-    (json.dumps({"type": "conversation.item.create", "item": {"type": "message", "role": "robot",
-                                                               "content": [{"type": "input_text", "text": "x"}]}}),
-     "invalid_value", "item.role"),
-    (json.dumps({"type": "conversation.item.create", "item": {"type": "function_call"}}),
-     "unsupported_item_type", "item.type"),
-    (json.dumps({"type": "conversation.item.truncate", "item_id": "nope", "audio_end_ms": 5}), "item_not_found",
-     "item_id"),
+    (
+        json.dumps({"type": "session.update", "session": {"audio": {"input": {"format": {"type": "audio/pcmu"}}}}}),
+        "unsupported_audio_format",
+        "session.audio.input.format",
+    ),
+    (
+        json.dumps(
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "message", "role": "robot", "content": [{"type": "input_text", "text": "x"}]},
+            }
+        ),
+        "invalid_value",
+        "item.role",
+    ),
+    (
+        json.dumps({"type": "conversation.item.create", "item": {"type": "function_call"}}),
+        "unsupported_item_type",
+        "item.type",
+    ),
+    (
+        json.dumps({"type": "conversation.item.truncate", "item_id": "nope", "audio_end_ms": 5}),
+        "item_not_found",
+        "item_id",
+    ),
     (json.dumps({"type": "conversation.item.delete"}), "missing_required_parameter", "item_id"),
     (json.dumps({"type": "response.cancel"}), "response_cancel_not_active", None),
-    (json.dumps({"type": "response.create", "response": {"max_output_tokens": 0}}), "invalid_value",
-     "response.max_output_tokens"),
+    (
+        json.dumps({"type": "response.create", "response": {"max_output_tokens": 0}}),
+        "invalid_value",
+        "response.max_output_tokens",
+    ),
     (b"\x00\x01binary", "invalid_event", None),
 ]
 
@@ -195,8 +250,13 @@ def ws_frame(text: str) -> bytes:
     """One masked WebSocket text frame, as a client sends it."""
     payload = text.encode()
     size = len(payload)
-    head = bytes([0x81]) + (bytes([0x80 | size]) if size < 126 else bytes([0x80 | 126]) + size.to_bytes(2, "big")
-                            if size < 65536 else bytes([0x80 | 127]) + size.to_bytes(8, "big"))
+    head = bytes([0x81]) + (
+        bytes([0x80 | size])
+        if size < 126
+        else bytes([0x80 | 126]) + size.to_bytes(2, "big")
+        if size < 65536
+        else bytes([0x80 | 127]) + size.to_bytes(8, "big")
+    )
     mask = os.urandom(4)
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
@@ -209,13 +269,30 @@ async def test_a_client_that_stops_reading_is_dropped(server: RealtimeServer) ->
     await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
     reader, writer = await asyncio.open_connection(sock=sock)
     key = base64.b64encode(os.urandom(16)).decode()
-    writer.write((f"GET /v1/realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    writer.write(
+        (
+            f"GET /v1/realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
     assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
     await wait_sessions(server, 1)
     big = "x" * 200_000
-    writer.write(ws_frame(json.dumps({"type": "conversation.item.create", "item": {
-        "id": "item_big", "type": "message", "role": "system", "content": [{"type": "input_text", "text": big}]}})))
+    writer.write(
+        ws_frame(
+            json.dumps(
+                {
+                    "type": "conversation.item.create",
+                    "item": {
+                        "id": "item_big",
+                        "type": "message",
+                        "role": "system",
+                        "content": [{"type": "input_text", "text": big}],
+                    },
+                }
+            )
+        )
+    )
     retrieve = ws_frame(json.dumps({"type": "conversation.item.retrieve", "item_id": "item_big"}))
     # Ask for the big item over and over without reading: the server's queue fills and it drops us.
     with pytest.raises(ConnectionError):

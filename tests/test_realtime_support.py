@@ -64,8 +64,10 @@ def _models(union: Any) -> dict[str, type[pydantic.BaseModel]]:
     return {get_args(cls.model_fields["type"].annotation)[0]: cls for cls in members}
 
 
-SDK_MODELS = {Dialect.GA: _models(ga_events.RealtimeServerEvent),
-              Dialect.BETA: _models(beta_events.RealtimeServerEvent)}
+SDK_MODELS = {
+    Dialect.GA: _models(ga_events.RealtimeServerEvent),
+    Dialect.BETA: _models(beta_events.RealtimeServerEvent),
+}
 
 
 def _no_extras(value: Any, path: str) -> None:
@@ -122,15 +124,17 @@ class EventAudit:
 
 def make_config(models_dir: Path, tmp: Path, **server: Any) -> config_module.Config:
     """A config on the shared models (real Whisper tiny.en, real Piper voice) and the given server keys."""
-    return config_module.load(base={
-        "models_dir": str(models_dir),
-        "state_dir": str(tmp / "state"),
-        # The whole 30 s context: on real weights a trimmed one makes Whisper repeat itself (shared/NOTES.md).
-        "stt": {"model": "whisper/ggml-tiny.en-real.bin", "threads": 2},
-        "tts": {"voice": f"piper/{VOICE}.onnx"},
-        "llm": {"model": "test-model", "timeout_s": 10, "system_prompt": "You are a test."},
-        "server": server,
-    })
+    return config_module.load(
+        base={
+            "models_dir": str(models_dir),
+            "state_dir": str(tmp / "state"),
+            # The whole 30 s context: on real weights a trimmed one makes Whisper repeat itself (shared/NOTES.md).
+            "stt": {"model": "whisper/ggml-tiny.en-real.bin", "threads": 2},
+            "tts": {"voice": f"piper/{VOICE}.onnx"},
+            "llm": {"model": "test-model", "timeout_s": 10, "system_prompt": "You are a test."},
+            "server": server,
+        }
+    )
 
 
 @pytest.fixture(scope="session")
@@ -169,8 +173,9 @@ def event_audit(monkeypatch: pytest.MonkeyPatch) -> Iterator[EventAudit]:
 
 
 @pytest.fixture
-def start_server(rt_engines: Engines, models_dir: Path, tmp_path: Path, ollama: OllamaTestServer,
-                 event_audit: EventAudit) -> ServerFactory:
+def start_server(
+    rt_engines: Engines, models_dir: Path, tmp_path: Path, ollama: OllamaTestServer, event_audit: EventAudit
+) -> ServerFactory:
     """`async with start_server(host=..., token=...) as server:` a server on a free port."""
 
     @asynccontextmanager
@@ -249,15 +254,25 @@ class RawClient:
 
 
 @asynccontextmanager
-async def raw_client(url: str, *, beta: bool = False, headers: dict[str, str] | None = None,
-                     subprotocols: list[str] | None = None, path: str = "/v1/realtime?model=gpt-realtime",
-                     max_size: int | None = None) -> AsyncIterator[RawClient]:
+async def raw_client(
+    url: str,
+    *,
+    beta: bool = False,
+    headers: dict[str, str] | None = None,
+    subprotocols: list[str] | None = None,
+    path: str = "/v1/realtime?model=gpt-realtime",
+    max_size: int | None = None,
+) -> AsyncIterator[RawClient]:
     """Connect a `RawClient` and read past ``session.created``."""
     extra = dict(headers or {})
     if beta:
         extra["OpenAI-Beta"] = "realtime=v1"
-    async with websockets.connect(url + path, additional_headers=extra, subprotocols=subprotocols,  # type: ignore[arg-type]
-                                  max_size=max_size) as ws:
+    async with websockets.connect(
+        url + path,
+        additional_headers=extra,
+        subprotocols=subprotocols,  # type: ignore[arg-type]
+        max_size=max_size,
+    ) as ws:
         client = RawClient(ws, Dialect.BETA if beta else Dialect.GA)
         first = await client.recv()
         assert first["type"] == "session.created", first

@@ -29,7 +29,7 @@ from assistant.audio.clock import SampleClock
 from assistant.core.errors import AudioDeviceLost, FatalError
 from assistant.core.ports import BLOCK_SAMPLES, SAMPLE_RATE, Audio
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 COMMON_RATES = (16000, 22050, 24000, 44100, 48000)
 Kind = Literal["input", "output"]
@@ -60,8 +60,10 @@ class DeviceInfo:
     output_rates: tuple[int, ...]
 
     def describe(self) -> str:
-        return (f"{self.name!r} (in {self.max_input_channels} ch {list(self.input_rates)}, out "
-                f"{self.max_output_channels} ch {list(self.output_rates)}, default {self.default_rate} Hz)")
+        return (
+            f"{self.name!r} (in {self.max_input_channels} ch {list(self.input_rates)}, out "
+            f"{self.max_output_channels} ch {list(self.output_rates)}, default {self.default_rate} Hz)"
+        )
 
 
 def _supported(pa: Any, index: int, kind: Kind, rate: int, channels: int = 1) -> bool:
@@ -75,10 +77,14 @@ def _supported(pa: Any, index: int, kind: Kind, rate: int, channels: int = 1) ->
 def _info(pa: Any, raw: dict[str, Any]) -> DeviceInfo:
     index, n_in, n_out = int(raw["index"]), int(raw["maxInputChannels"]), int(raw["maxOutputChannels"])
     return DeviceInfo(
-        index=index, name=str(raw["name"]), max_input_channels=n_in, max_output_channels=n_out,
+        index=index,
+        name=str(raw["name"]),
+        max_input_channels=n_in,
+        max_output_channels=n_out,
         default_rate=int(raw["defaultSampleRate"]),
         input_rates=tuple(r for r in COMMON_RATES if n_in and _supported(pa, index, "input", r)),
-        output_rates=tuple(r for r in COMMON_RATES if n_out and _supported(pa, index, "output", r)))
+        output_rates=tuple(r for r in COMMON_RATES if n_out and _supported(pa, index, "output", r)),
+    )
 
 
 def open_portaudio() -> Any:
@@ -112,25 +118,31 @@ def list_devices(pa: Any | None = None) -> list[DeviceInfo]:
 
 def find_device(name: str | None, kind: Kind = "input", pa: Any | None = None) -> DeviceInfo:
     """The first `kind` device whose name contains `name` (any case); the default if None."""
+
     def find(p: Any) -> DeviceInfo:
         channels = "maxInputChannels" if kind == "input" else "maxOutputChannels"
         try:
             if name is None:
                 return _info(p, getattr(p, f"get_default_{kind}_device_info")())
-            return next(_info(p, raw) for raw in map(p.get_device_info_by_index, range(p.get_device_count()))
-                        if raw[channels] > 0 and name.lower() in str(raw["name"]).lower())
+            return next(
+                _info(p, raw)
+                for raw in map(p.get_device_info_by_index, range(p.get_device_count()))
+                if raw[channels] > 0 and name.lower() in str(raw["name"]).lower()
+            )
         except (OSError, StopIteration):
             listing = "\n".join(f"  - {d.describe()}" for d in list_devices(p)) or "  (none: PortAudio sees no devices)"
             wanted = f"no default {kind} device" if name is None else f"no {kind} device matching {name!r}"
             raise AudioDeviceError(f"{wanted}; available devices:\n{listing}") from None
+
     return _with_pa(pa, find)
 
 
 class _Device:
     """A stream on a named device: 16 kHz if supported, else the given or the default rate."""
 
-    def __init__(self, kind: Kind, device: str | None, rate: int | None, block_s: float,
-                 clock: SampleClock | None) -> None:
+    def __init__(
+        self, kind: Kind, device: str | None, rate: int | None, block_s: float, clock: SampleClock | None
+    ) -> None:
         self.clock = clock if clock is not None else SampleClock()
         self._pa = open_portaudio()
         try:
@@ -141,8 +153,13 @@ class _Device:
             self.channels = 1 if _supported(self._pa, dev.index, kind, rate, 1) else min(2, max_ch)
             self.rate, self.block_frames = rate, max(1, round(rate * block_s))
             self._stream = self._pa.open(
-                rate=rate, channels=self.channels, format=pyaudio.paFloat32, start=False,
-                frames_per_buffer=self.block_frames, **{kind: True, f"{kind}_device_index": dev.index})
+                rate=rate,
+                channels=self.channels,
+                format=pyaudio.paFloat32,
+                start=False,
+                frames_per_buffer=self.block_frames,
+                **{kind: True, f"{kind}_device_index": dev.index},
+            )
         except BaseException as exc:
             self._pa.terminate()
             if isinstance(exc, OSError):
@@ -174,11 +191,9 @@ class DropOldestQueue(Generic[T]):
             self.drops += 1
             now = self._clock()
             # Warn on the first drop, then at most every warn_every drops and 10 s.
-            if self._warned_at is None or (
-                (self.drops - 1) % self.warn_every == 0 and now - self._warned_at >= 10.0
-            ):
+            if self._warned_at is None or ((self.drops - 1) % self.warn_every == 0 and now - self._warned_at >= 10.0):
                 self._warned_at = now
-                log.warning("%s queue full: dropped the oldest block (%d so far)", self.name, self.drops)
+                logger.warning("%s queue full: dropped the oldest block (%d so far)", self.name, self.drops)
         self._items.append(item)
         self._ready.set()
 
@@ -192,8 +207,14 @@ class DropOldestQueue(Generic[T]):
 class PyAudioMicrophone(_Device):
     """A pyaudio input device delivering 16 kHz mono float32 blocks of `BLOCK_SAMPLES`."""
 
-    def __init__(self, device: str | None = None, rate: int | None = None,
-                 clock: SampleClock | None = None, *, queue_blocks: int = 25) -> None:
+    def __init__(
+        self,
+        device: str | None = None,
+        rate: int | None = None,
+        clock: SampleClock | None = None,
+        *,
+        queue_blocks: int = 25,
+    ) -> None:
         super().__init__("input", device, rate, BLOCK_SAMPLES / SAMPLE_RATE, clock)
         self.queue: DropOldestQueue[_Item] = DropOldestQueue(queue_blocks, name="microphone")
         self.exhausted = False  # a live device never runs out; a dead one raises AudioDeviceLost
@@ -205,8 +226,9 @@ class PyAudioMicrophone(_Device):
         self.queue = blocks = DropOldestQueue[_Item](self.queue.maxsize, name="microphone")  # nothing stale
         self._stream.start_stream()
         self._running.set()
-        self._thread = threading.Thread(target=self._read, args=(asyncio.get_running_loop(), blocks),
-                                        name="microphone", daemon=True)
+        self._thread = threading.Thread(
+            target=self._read, args=(asyncio.get_running_loop(), blocks), name="microphone", daemon=True
+        )
         self._thread.start()
         try:
             while (item := await blocks.get()) is not None:
@@ -255,8 +277,14 @@ class PyAudioMicrophone(_Device):
 class PyAudioSpeaker(_Device):
     """A pyaudio output device fed 16 kHz audio; `on_block(n)` runs after each block written."""
 
-    def __init__(self, device: str | None = None, rate: int | None = None, clock: SampleClock | None = None,
-                 block_ms: int = 40, on_block: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        device: str | None = None,
+        rate: int | None = None,
+        clock: SampleClock | None = None,
+        block_ms: int = 40,
+        on_block: Callable[[int], None] | None = None,
+    ) -> None:
         if not 1 <= block_ms <= 50:
             raise ValueError(f"block_ms must be 1..50, got {block_ms}")
         super().__init__("output", device, rate, block_ms / 1000, clock)
@@ -283,7 +311,7 @@ class PyAudioSpeaker(_Device):
         if self.rate != SAMPLE_RATE and len(data):
             data = soxr.resample(data, SAMPLE_RATE, self.rate).astype(np.float32)
         data, step = np.repeat(data, self.channels), self.block_frames * self.channels
-        blocks = [data[i:i + step].tobytes() for i in range(0, len(data), step)]
+        blocks = [data[i : i + step].tobytes() for i in range(0, len(data), step)]
         start = max(self.clock.now() + self.latency, self._end_t)
         self._end_t = start + len(audio) / SAMPLE_RATE
         loop = asyncio.get_running_loop()
@@ -325,7 +353,7 @@ class PyAudioSpeaker(_Device):
                         self._on_block(self.blocks_written)
             except Exception as exc:  # the device is gone: answer every job, write nothing more
                 if self.failure is None:
-                    log.warning("speaker %r: write failed: %s", self.device.name, exc)
+                    logger.warning("speaker %r: write failed: %s", self.device.name, exc)
                 self.failure = exc
             if not loop.is_closed():
                 loop.call_soon_threadsafe(future.set_result, None)  # only ever set here

@@ -31,7 +31,7 @@ from assistant.core.errors import AssistantError
 from assistant.core.ports import BLOCK_SAMPLES, SAMPLE_RATE, Audio
 from assistant.events import DeviceLost, DeviceRestored, Error, EventBus
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 BLOCK_S = BLOCK_SAMPLES / SAMPLE_RATE
 KINDS = ("microphone", "speaker")
@@ -82,7 +82,7 @@ class AudioLink:
             try:
                 self._devices[kind] = opener()
             except AssistantError as exc:
-                log.error("%s %r not available at start: %s", kind, self.names[kind], exc)
+                logger.error("%s %r not available at start: %s", kind, self.names[kind], exc)
                 self._pending.append((kind, str(exc).splitlines()[0]))
 
     def start(self) -> None:
@@ -111,7 +111,7 @@ class AudioLink:
     def _down(self, kind: str, message: str) -> None:
         self._down_since[kind] = time.monotonic()
         retry_in = self.backoff.upcoming if self._task is not None else self.backoff.initial_s
-        log.warning("%s %r lost: %s; looking for it again in %.1f s", kind, self.names[kind], message, retry_in)
+        logger.warning("%s %r lost: %s; looking for it again in %.1f s", kind, self.names[kind], message, retry_in)
         now = self.clock.now()
         self.bus.publish(Error(now, "audio_device_lost", f"{kind} {self.names[kind]!r}: {message}"))
         self.bus.publish(DeviceLost(now, kind, self.names[kind], message, retry_in))
@@ -132,7 +132,7 @@ class AudioLink:
             try:
                 await self._retry()
             except Exception:  # a bug here must not end the looking: log it and try again later
-                log.exception("audio: reopening the devices failed")
+                logger.exception("audio: reopening the devices failed")
 
     async def _retry(self) -> None:
         down = self.down
@@ -147,7 +147,7 @@ class AudioLink:
                     self._devices[kind] = None
                     self._down(kind, str(result).splitlines()[0])
                 else:
-                    log.info(
+                    logger.info(
                         "%s %r still away: %s; next try in %.1f s",
                         kind,
                         self.names[kind],
@@ -160,7 +160,7 @@ class AudioLink:
                 down_s = time.monotonic() - self._down_since.pop(kind, time.monotonic())
                 describe = getattr(getattr(result, "device", None), "describe", None)
                 described = describe() if callable(describe) else ""
-                log.info("%s %r is back after %.1f s: %s", kind, self.names[kind], down_s, described)
+                logger.info("%s %r is back after %.1f s: %s", kind, self.names[kind], down_s, described)
                 self.bus.publish(DeviceRestored(self.clock.now(), kind, self.names[kind], round(down_s, 3)))
 
     def _reopen(self, down: list[str], live: list[str]) -> dict[str, Any]:

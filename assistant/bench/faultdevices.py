@@ -25,7 +25,7 @@ from assistant.audio.devices import AudioDeviceError
 from assistant.core.errors import AudioDeviceLost
 from assistant.core.ports import BLOCK_SAMPLES, SAMPLE_RATE, Audio
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 HOST_ERROR = (-9999, "Unanticipated host error")  # what PortAudio's ALSA host says of an unplugged device
 
@@ -126,7 +126,7 @@ class PluggedSpeaker:
         for offset in range(0, len(audio), self.block):
             if not self.plug.alive(self.generation):
                 self.failure = OSError(*HOST_ERROR)
-                log.warning("speaker %r: write failed: %s", self.plug.name, self.failure)
+                logger.warning("speaker %r: write failed: %s", self.plug.name, self.failure)
                 break
             await self.clock.wait_until((self._cursor - self.block) / SAMPLE_RATE)
             length = min(self.block, len(audio) - offset)

@@ -53,7 +53,7 @@ from assistant.core.ports import SAMPLE_RATE
 from assistant.engines.bundle import load_engines
 from assistant.events import DeviceLost, DeviceRestored, Event, EventBus, LlmHostDown, LlmHostUp
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 DEVICE = "soak-usb"
 MODEL = "bench-model"  # the model make_config asks for
 TRIGGER_TIMEOUT_S = 30.0  # a trigger event that does not come: inject the fault anyway
@@ -191,7 +191,7 @@ class Injector:
             if fault.trigger == "mid_reply":
                 kind = "llm_first_token" if fault.kind == "server" else "audio_started"
                 if await next_event(self.runtime.bus, kind, TRIGGER_TIMEOUT_S) is None:
-                    log.warning("fault soak: no %s for the %s fault at turn %d", kind, fault.kind, fault.cue)
+                    logger.warning("fault soak: no %s for the %s fault at turn %d", kind, fault.kind, fault.cue)
             started_at, started_t = time.perf_counter(), clock.now()
             progress(f"fault: {fault.kind} away for {fault.out_s:.0f} s ({fault.trigger}, turn {fault.cue})")
             try:
@@ -209,7 +209,7 @@ class Injector:
             try:  # one fault at a time: the next is armed once this one is recovered
                 await asyncio.wait_for(self.recorder.settled.wait(), RECOVERY_WAIT_S)
             except TimeoutError:
-                log.warning("fault soak: still down %.0f s after the %s came back: %s", RECOVERY_WAIT_S,
+                logger.warning("fault soak: still down %.0f s after the %s came back: %s", RECOVERY_WAIT_S,
                             fault.kind, ", ".join(sorted(self.recorder.down)))  # fmt: skip
 
 
@@ -249,7 +249,7 @@ async def run_soak(bench: Bench, config: Any, minutes: float, args: argparse.Nam
             await rt.assistant.run()
         except Exception as exc:  # a soak reports a crash (a restart of the process) rather than dying with it
             crashed = repr(exc)
-            log.exception("fault soak: the assistant crashed")
+            logger.exception("fault soak: the assistant crashed")
         finally:
             driver.cancel()
             with contextlib.suppress(asyncio.CancelledError):

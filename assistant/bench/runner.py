@@ -26,7 +26,7 @@ from assistant.core.ports import SAMPLE_RATE
 from assistant.engines.bundle import Engines, load_engines
 from assistant.events import Event
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 DYNAMIC = ("vad.complete_silence_ms=300", "vad.trailing_silence_ms=1200")
 THINKING_REPLY = "The capital of France is Paris. It lies on the river Seine."

@@ -51,7 +51,7 @@ from assistant.events import (
     Wake,
 )
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 BLOCK_S = BLOCK_SAMPLES / SAMPLE_RATE
 TURN_AUDIO_BLOCKS = round(8.0 / BLOCK_S)
 """The end-of-turn model hears the last 8 s of the request."""
@@ -127,10 +127,10 @@ class Assistant:
     def _fire(self, trigger: Trigger) -> None:
         new = next_state(self.state, trigger)
         if new is None:
-            log.debug("ignored %s in %s", trigger, self.state)
+            logger.debug("ignored %s in %s", trigger, self.state)
             return
         if new != self.state or trigger == Trigger.WAKE:
-            log.info("state %s -> %s (%s)", self.state, new, trigger)
+            logger.info("state %s -> %s (%s)", self.state, new, trigger)
         previous, self.state = self.state, new
         if new != previous:
             self.bus.publish(StateChanged(self.clock.now(), new.value, previous.value))
@@ -140,7 +140,7 @@ class Assistant:
         if muted == self.muted:
             return
         self.muted = muted
-        log.info("microphone %s", "muted" if muted else "unmuted")
+        logger.info("microphone %s", "muted" if muted else "unmuted")
         self.bus.publish(Muted(self.clock.now(), muted))
         if muted and self.state == State.LISTENING:
             self._endpointer, self._ring_window = None, False
@@ -206,10 +206,10 @@ class Assistant:
                 self._on_window(probability, now)
 
     def _on_wake(self, hit: WakeHit, now: float) -> None:
-        log.info("wake word %s (score %.2f) at %.2fs", hit.model, hit.score, now)
+        logger.info("wake word %s (score %.2f) at %.2fs", hit.model, hit.score, now)
         self.bus.publish(Wake(now, hit.model, float(hit.score)))
         if self.ringer is not None and self.ringer.silence():
-            log.info("the wake word stopped the ringing")
+            logger.info("the wake word stopped the ringing")
             self.speaker.stop()
         if self._turn_task is not None and not self._turn_task.done():
             self._turn_task.cancel()  # barge-in: the turn task owns LLM, TTS and playback
@@ -308,11 +308,11 @@ class Assistant:
             try:
                 probability = await loop.run_in_executor(self._turn_executor, detector.finished, audio)
             except Exception:
-                log.warning("end-of-turn model failed; the turn ends on silence", exc_info=True)
+                logger.warning("end-of-turn model failed; the turn ends on silence", exc_info=True)
                 return
             endpointer.turn_verdict(key, probability)
             ms = (time.perf_counter() - started) * 1000
-            log.debug("end of turn: %.3f after %.0f ms of silence (%.0f ms)", probability, silence_ms, ms)
+            logger.debug("end of turn: %.3f after %.0f ms of silence (%.0f ms)", probability, silence_ms, ms)
             self.bus.publish(EndOfTurnVerdict(self.clock.now(), round(probability, 4), round(silence_ms), round(ms, 1)))
 
         self._turn_check = asyncio.create_task(check(), name="turn-check")
@@ -346,7 +346,7 @@ class Assistant:
                 await self.turn.transcribe(audio, record, text)
             except TurnError as error:
                 if skills_only:  # nobody asked: no apology, the ringing goes on
-                    log.info("while ringing: %s", error)
+                    logger.info("while ringing: %s", error)
                     record.transcript = ""
                 else:
                     await self.turn.fail(record, error)
@@ -357,7 +357,7 @@ class Assistant:
                 keep = keep and answer.action != "stop"
                 await self._answer(record, answer.text, answer.action)
             elif skills_only:
-                log.info("while ringing, %r is not one of the device's requests: ignored", record.transcript)
+                logger.info("while ringing, %r is not one of the device's requests: ignored", record.transcript)
             else:
                 await self.turn.respond(record)
         except asyncio.CancelledError:

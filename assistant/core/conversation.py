@@ -41,7 +41,7 @@ from assistant.events import (
     TurnLatency,
 )
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -126,7 +126,7 @@ class Turn:
         `sink` is the reply's own when part of it was spoken: the apology follows it in one stretch.
         """
         record.failed = True
-        log.warning("turn failed (%s): %s", error.code, error)
+        logger.warning("turn failed (%s): %s", error.code, error)
         self.bus.publish(Error(self.clock.now(), error.code, str(error)))
         heard_nothing = isinstance(error, NothingHeard | SpeechToTextFailed)
         text = self.settings.not_heard if heard_nothing else self.settings.apology
@@ -181,7 +181,7 @@ class Turn:
         return Hooks(chunk=lambda text: self.bus.publish(Sentence(self.clock.now(), text)), tts_failed=self._tts_failed)
 
     def _tts_failed(self, text: str, exc: Exception) -> None:
-        log.error("text-to-speech failed on %r: %s", text, exc)
+        logger.error("text-to-speech failed on %r: %s", text, exc)
         self.bus.publish(Error(self.clock.now(), TextToSpeechFailed.code, str(exc)))
 
     async def _synthesize(self, text: str) -> Audio:

@@ -111,9 +111,7 @@ class LlmOptions:
 class LanguageModel(Protocol):
     """Streams a chat reply; raises `TurnError` subclasses on failure."""
 
-    def stream(
-        self, messages: Sequence[Message], options: LlmOptions | None = None
-    ) -> AsyncGenerator[str, None]:
+    def stream(self, messages: Sequence[Message], options: LlmOptions | None = None) -> AsyncGenerator[str, None]:
         """Yield the reply piece by piece; closing the iterator stops the request."""
         ...
 

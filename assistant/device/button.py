@@ -22,7 +22,7 @@ from typing import Any
 from assistant.config import ButtonConfig
 from assistant.events import Event, Muted
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class MuteState:
@@ -38,10 +38,10 @@ class MuteState:
         except FileNotFoundError:
             return False
         except OSError as exc:
-            log.warning("cannot read the mute flag %s (%s): starting unmuted", self.path, exc.strerror)
+            logger.warning("cannot read the mute flag %s (%s): starting unmuted", self.path, exc.strerror)
             return False
         if text not in ("0", "1"):
-            log.warning("ignoring the mute flag %s: %r is neither 0 nor 1", self.path, text[:20])
+            logger.warning("ignoring the mute flag %s: %r is neither 0 nor 1", self.path, text[:20])
         return text == "1"
 
     def save(self, muted: bool) -> None:
@@ -60,7 +60,7 @@ class MuteState:
                     os.unlink(tmp)
                 raise
         except OSError as exc:
-            log.warning("cannot save the mute flag to %s (%s): it will not survive a restart", self.path, exc)
+            logger.warning("cannot save the mute flag to %s (%s): it will not survive a restart", self.path, exc)
 
     def __call__(self, event: Event) -> None:
         """Bus subscriber: save the flag on every `muted` event."""
@@ -89,7 +89,7 @@ class MuteButton:
 
     def _pressed(self) -> None:
         # gpiozero's thread: hand the toggle to the loop, never run it here.
-        log.debug("mute button pressed")
+        logger.debug("mute button pressed")
         with contextlib.suppress(RuntimeError):  # the loop has closed: shutting down
             self._loop.call_soon_threadsafe(self._on_toggle)
 
@@ -112,9 +112,9 @@ def build_button(
             with warnings.catch_warnings():  # gpiozero warns for each pin factory it falls back from
                 warnings.simplefilter("ignore")
                 button = MuteButton(cfg.pin, on_toggle, pull_up=cfg.pull_up, bounce_ms=cfg.bounce_ms, loop=loop)
-            log.info("mute button on GPIO%d", cfg.pin)
+            logger.info("mute button on GPIO%d", cfg.pin)
             return button
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
-    log.warning("mute button disabled (button.pin %d): %s", cfg.pin, reason)
+    logger.warning("mute button disabled (button.pin %d): %s", cfg.pin, reason)
     return None

@@ -47,7 +47,7 @@ from assistant.events import (
 if TYPE_CHECKING:
     from assistant.device.apa102 import SpiTransport
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 ERROR_HOLD_S = 1.5
 
@@ -66,7 +66,7 @@ class PerStateDriver(LedDriver):
         from gpiozero import LED
 
         if set(pins) - set(STATES):
-            log.warning("leds.pins: %s ignored (per_state names states)", ", ".join(sorted(set(pins) - set(STATES))))
+            logger.warning("leds.pins: %s ignored (per_state names states)", ", ".join(sorted(set(pins) - set(STATES))))
         self._leds: dict[str, Any] = {}
         try:
             self._leds.update((state, LED(pins[state])) for state in STATES if state in pins)
@@ -156,7 +156,7 @@ def build_driver(cfg: LedsConfig, *, spi: SpiTransport | None = None) -> LedDriv
                 return Apa102Driver.open(cfg, spi)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
-    log.warning("LEDs off (leds.kind %s): %s", cfg.kind, reason)
+    logger.warning("LEDs off (leds.kind %s): %s", cfg.kind, reason)
     return LedDriver(reason)
 
 
@@ -234,7 +234,7 @@ class Leds:
             name = self.current()
             if name != self.showing:
                 pattern = PATTERNS.get(name, PATTERNS["idle"])
-                log.debug("leds: %s", name)
+                logger.debug("leds: %s", name)
                 self.driver.show(name, pattern, self.colors.get(name, pattern.color))
                 self.showing = name
 

@@ -17,7 +17,7 @@ import os
 import socket
 from collections.abc import Mapping
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def _socket_address(value: str) -> str | bytes | None:
@@ -42,11 +42,11 @@ class SystemdNotifier:
         self._warned = False
         raw = self._env.get("NOTIFY_SOCKET", "")
         if not raw:
-            log.debug("no NOTIFY_SOCKET (not under systemd): notifications are off")
+            logger.debug("no NOTIFY_SOCKET (not under systemd): notifications are off")
             return
         self._address = _socket_address(raw)
         if self._address is None:
-            log.debug("unsupported NOTIFY_SOCKET %r: notifications are off", raw)
+            logger.debug("unsupported NOTIFY_SOCKET %r: notifications are off", raw)
 
     @property
     def enabled(self) -> bool:
@@ -81,7 +81,7 @@ class SystemdNotifier:
             value = int(usec)
         except ValueError:
             if usec:
-                log.warning("ignoring malformed WATCHDOG_USEC=%r", usec)
+                logger.warning("ignoring malformed WATCHDOG_USEC=%r", usec)
             return None
         if value <= 0:
             return None
@@ -91,7 +91,7 @@ class SystemdNotifier:
                 if int(pid) != os.getpid():
                     return None
             except ValueError:
-                log.warning("ignoring malformed WATCHDOG_PID=%r", pid)
+                logger.warning("ignoring malformed WATCHDOG_PID=%r", pid)
                 return None
         return value / 1_000_000
 
@@ -113,7 +113,7 @@ class SystemdNotifier:
             # the journal every watchdog tick.
             level = logging.DEBUG if self._warned else logging.WARNING
             self._warned = True
-            log.log(level, "sd_notify %s failed: %s", assignments[0].split("=")[0], exc)
+            logger.log(level, "sd_notify %s failed: %s", assignments[0].split("=")[0], exc)
             return False
         return True
 

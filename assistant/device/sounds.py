@@ -18,7 +18,7 @@ import numpy as np
 from assistant.config import SoundsConfig
 from assistant.core.ports import SAMPLE_RATE, Audio
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 NAMES = ("wake", "end_of_listening", "error", "mute_on", "mute_off", "ring")
 """The sounds `Assistant` plays, by the names it looks them up."""
@@ -98,5 +98,5 @@ def load_sounds(cfg: SoundsConfig, *, wake_chime: bool = False) -> dict[str, Aud
         "ring": cfg.ring,
     }
     sounds = {name: synthesize(name, cfg.volume) for name, on in enabled.items() if on and cfg.volume > 0}
-    log.debug("sounds: %s", ", ".join(sounds) or "none")
+    logger.debug("sounds: %s", ", ".join(sounds) or "none")
     return sounds

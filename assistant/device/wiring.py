@@ -12,7 +12,7 @@ from assistant.device.leds import Leds, build_leds
 from assistant.device.sounds import load_sounds
 from assistant.events import EventBus
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class AttachedDevice(contextlib.ExitStack):
@@ -41,7 +41,7 @@ def attach_device(assistant: Assistant, bus: EventBus, config: Config, *, sounds
         stack.callback(stack.leds.close)
         stack.mute = MuteState(config.state_path)
         if stack.mute.load():
-            log.info("microphone muted, as it was before the restart (%s)", stack.mute.path)
+            logger.info("microphone muted, as it was before the restart (%s)", stack.mute.path)
             assistant.set_muted(True)
         stack.callback(bus.subscribe(stack.mute))
         stack.button = build_button(config.button, lambda: assistant.set_muted(not assistant.muted))

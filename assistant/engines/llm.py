@@ -50,7 +50,7 @@ from assistant.core.ports import Health, LlmOptions, Message, TokenUsage
 
 __all__ = ["DEFAULT_HOST", "OllamaLanguageModel", "TokenUsage", "normalise_host"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 _DEFAULT_PORT = 11434
@@ -165,7 +165,7 @@ class OllamaLanguageModel:
         client = self._get_client()
         started = time.monotonic()
         pieces = 0
-        log.debug("llm request: host=%s model=%s messages=%d", self.host, model, len(wire))
+        logger.debug("llm request: host=%s model=%s messages=%d", self.host, model, len(wire))
         try:
             async with asyncio.timeout(self.timeout_s):
                 parts = await client.chat(
@@ -188,13 +188,13 @@ class OllamaLanguageModel:
                     text = part.message.content or ""
                     if text:
                         if pieces == 0:
-                            log.debug("llm first piece after %.0f ms", (time.monotonic() - started) * 1000)
+                            logger.debug("llm first piece after %.0f ms", (time.monotonic() - started) * 1000)
                         pieces += 1
                         yield text
                     if part.done:
                         if options is not None and options.on_usage is not None:
                             options.on_usage(TokenUsage(part.prompt_eval_count or 0, part.eval_count or 0))
-                        log.debug(
+                        logger.debug(
                             "llm done: reason=%s pieces=%d eval_count=%s in %.0f ms",
                             part.done_reason,
                             pieces,
@@ -219,7 +219,7 @@ class OllamaLanguageModel:
             await self.try_warm(messages, options)
         except TurnError as error:  # a warm-up must never raise; it is only logged
             level = logging.DEBUG if isinstance(error, LlmTimeout) else logging.WARNING
-            log.log(level, "llm warm-up failed (%s): %s", error.code, error)
+            logger.log(level, "llm warm-up failed (%s): %s", error.code, error)
 
     async def try_warm(self, messages: Sequence[Message], options: LlmOptions | None = None) -> None:
         """`warm`, raising its failure as a `TurnError` (the fallback chain wants to know)."""
@@ -237,7 +237,7 @@ class OllamaLanguageModel:
                 )
         except Exception as exc:
             raise self._map_error(exc, pieces=0, model=model) from exc
-        log.debug("llm warm-up took %.0f ms", (time.monotonic() - started) * 1000)
+        logger.debug("llm warm-up took %.0f ms", (time.monotonic() - started) * 1000)
 
     # --- assistant check ------------------------------------------------------------
 

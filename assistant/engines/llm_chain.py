@@ -37,7 +37,7 @@ from assistant.events import Event, LlmFallback, LlmHostDown, LlmHostUp
 
 __all__ = ["LlmChain", "build_llm"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 Listener = Callable[[Event], None]
 Sleep = Callable[[float], Awaitable[None]]
@@ -152,7 +152,7 @@ class LlmChain:
                 await host.try_warm(messages, host_options)
             except TurnError as exc:
                 level = logging.DEBUG if exc.code == "llm_timeout" else logging.WARNING
-                log.log(level, "llm warm-up of %s %s failed (%s): %s", host.host, model, exc.code, exc)
+                logger.log(level, "llm warm-up of %s %s failed (%s): %s", host.host, model, exc.code, exc)
                 if exc.code == "llm_timeout":
                     return  # slow, not gone: a cold model load can take longer than a warm-up waits
                 self._mark_down(index, model, exc)
@@ -215,7 +215,9 @@ class LlmChain:
         if index > 0:
             host = self.hosts[index]
             reason = error.code if error is not None else "down"
-            log.info("llm fallback: %s %s answered (skipped %s)", host.host, model, "; ".join(skipped) or "down hosts")
+            logger.info(
+                "llm fallback: %s %s answered (skipped %s)", host.host, model, "; ".join(skipped) or "down hosts"
+            )
             self._emit(lambda t: LlmFallback(t, host.host, model, reason))
 
     def _mark_down(self, index: int, model: str, error: TurnError) -> None:
@@ -224,7 +226,7 @@ class LlmChain:
             self._down[key].error = error
             return
         host = self.hosts[index]
-        log.warning("llm host down: %s %s (%s): %s", host.host, model, error.code, error)
+        logger.warning("llm host down: %s %s (%s): %s", host.host, model, error.code, error)
         down = self._down[key] = _Down(error)
         down.recheck = asyncio.get_running_loop().create_task(
             self._recheck(index, model), name=f"llm-recheck {host.host} {model}"
@@ -239,7 +241,7 @@ class LlmChain:
         if down.recheck is not None and down.recheck is not asyncio.current_task():
             down.recheck.cancel()
         host = self.hosts[index]
-        log.info("llm host up again: %s %s", host.host, model)
+        logger.info("llm host up again: %s %s", host.host, model)
         primary = self._is_primary(index, model)
         self._emit(lambda t: LlmHostUp(t, host.host, model, primary))
 
@@ -250,7 +252,7 @@ class LlmChain:
             try:
                 await host.ready(model)
             except TurnError as exc:
-                log.debug("llm host %s %s still down (%s)", host.host, model, exc.code)
+                logger.debug("llm host %s %s still down (%s)", host.host, model, exc.code)
                 continue
             self._mark_up(index, model)
 
@@ -262,4 +264,4 @@ class LlmChain:
             try:
                 listener(make(clock()))
             except Exception:
-                log.exception("llm host listener %r failed", listener)
+                logger.exception("llm host listener %r failed", listener)

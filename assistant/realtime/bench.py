@@ -21,11 +21,12 @@ from assistant.engines.bundle import Engines
 from assistant.realtime.client import endpoint
 from assistant.realtime.protocol import WIRE_RATE, pcm16
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
-async def measure_commit_to_first_delta(url: str, wav_path: str | Path, n: int, *, model: str = "default",
-                                        token: str | None = None, timeout_s: float = 60.0) -> list[float]:
+async def measure_commit_to_first_delta(
+    url: str, wav_path: str | Path, n: int, *, model: str = "default", token: str | None = None, timeout_s: float = 60.0
+) -> list[float]:
     """Milliseconds from sending ``input_audio_buffer.commit`` to the first ``response.output_audio.delta``.
 
     One connection, `n` turns: each appends the WAV (resampled to 24 kHz), commits
@@ -50,8 +51,14 @@ async def measure_commit_to_first_delta(url: str, wav_path: str | Path, n: int, 
                     if event["type"] == kind:
                         return event
 
-        await ws.send(json.dumps({"type": "session.update", "session": {
-            "type": "realtime", "audio": {"input": {"turn_detection": None}}}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "session.update",
+                    "session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}},
+                }
+            )
+        )
         await until("session.updated")
         for turn in range(n):
             step = 64_000  # 1 s of audio per append
@@ -62,7 +69,7 @@ async def measure_commit_to_first_delta(url: str, wav_path: str | Path, n: int, 
             await ws.send(json.dumps({"type": "response.create"}))
             await until("response.output_audio.delta")
             results.append((time.perf_counter() - sent) * 1000)
-            log.info("turn %d: commit to first audio delta %.0f ms", turn + 1, results[-1])
+            logger.info("turn %d: commit to first audio delta %.0f ms", turn + 1, results[-1])
             await until("response.done")
     return results
 
@@ -75,8 +82,11 @@ def percentiles(values: list[float]) -> dict[str, float | int | None]:
     if not values:
         return {"p50": None, "p95": None, "n": 0}
     data = np.asarray(values, dtype=np.float64)
-    return {"p50": round(float(np.percentile(data, 50)), 1), "p95": round(float(np.percentile(data, 95)), 1),
-            "n": len(values)}
+    return {
+        "p50": round(float(np.percentile(data, 50)), 1),
+        "p95": round(float(np.percentile(data, 95)), 1),
+        "n": len(values),
+    }
 
 
 class _Connection:
@@ -94,8 +104,12 @@ class _Connection:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         async with websockets.connect(endpoint(url, model), additional_headers=headers, max_size=None) as ws:
             connection = cls(ws, timeout_s)
-            await connection.send({"type": "session.update", "session": {
-                "type": "realtime", "audio": {"input": {"turn_detection": None}}}})
+            await connection.send(
+                {
+                    "type": "session.update",
+                    "session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}},
+                }
+            )
             await connection.until("session.updated")
             yield connection
 
@@ -142,16 +156,26 @@ async def _flood(connection: _Connection, audio_b64: str, full: asyncio.Event, c
         if event["type"] == "error":  # at its limit: the buffer is kept; commit it again once one is done
             counts["refused"] += 1
             full.set()
-            await connection.until("conversation.item.input_audio_transcription.completed",
-                                   "conversation.item.input_audio_transcription.failed")
+            await connection.until(
+                "conversation.item.input_audio_transcription.completed",
+                "conversation.item.input_audio_transcription.failed",
+            )
             continue
         counts["committed"] += 1
         await connection.append(audio_b64)
 
 
-async def measure_fairness(url: str, wav_path: str | Path, flood_wav_path: str | Path, n: int, *,
-                           sessions: int = 4, model: str = "default", token: str | None = None,
-                           timeout_s: float = 120.0) -> dict[str, Any]:
+async def measure_fairness(
+    url: str,
+    wav_path: str | Path,
+    flood_wav_path: str | Path,
+    n: int,
+    *,
+    sessions: int = 4,
+    model: str = "default",
+    token: str | None = None,
+    timeout_s: float = 120.0,
+) -> dict[str, Any]:
     """Commit -> first audio delta (ms) for one session alone, while another floods, and with `sessions` at once.
 
     * ``unloaded_ms``: `n` turns of the WAV on one connection, nothing else running.
@@ -183,10 +207,11 @@ async def measure_fairness(url: str, wav_path: str | Path, flood_wav_path: str |
         out["flood_commits"], out["flood_refused"] = counts["committed"], counts["refused"]
     unloaded, loaded = out["unloaded_ms"]["p50"], out["flooded_ms"]["p50"]
     out["flooded_over_unloaded_p50"] = round(loaded / unloaded, 2) if unloaded and loaded else None
-    log.info("fairness: alone %s ms, beside a flood %s ms", unloaded, loaded)
+    logger.info("fairness: alone %s ms, beside a flood %s ms", unloaded, loaded)
     async with contextlib.AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(_Connection.open(url, model, token, timeout_s))
-                   for _ in range(sessions)]
+        clients = [
+            await stack.enter_async_context(_Connection.open(url, model, token, timeout_s)) for _ in range(sessions)
+        ]
         timings: list[list[float]] = [[] for _ in clients]
         for _ in range(n):
             ready = asyncio.Barrier(sessions)
@@ -196,8 +221,16 @@ async def measure_fairness(url: str, wav_path: str | Path, flood_wav_path: str |
     return out
 
 
-async def fairness(config: Config, engines: Engines, request: Audio, folder: Path, turns: int, *,
-                   flood_wav: Path | None = None, sessions: int = 4) -> dict[str, Any]:
+async def fairness(
+    config: Config,
+    engines: Engines,
+    request: Audio,
+    folder: Path,
+    turns: int,
+    *,
+    flood_wav: Path | None = None,
+    sessions: int = 4,
+) -> dict[str, Any]:
     """The fairness figures (`measure_fairness`) on a server of its own over `engines`, for scripts/bench.
 
     `request` is 16 kHz audio of one spoken request; the flood is `flood_wav`

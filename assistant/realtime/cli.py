@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     import numpy as np
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def register(sub: Any) -> None:
@@ -27,8 +27,11 @@ def register(sub: Any) -> None:
 
     talk = sub.add_parser("realtime", help="talk to a realtime server from the terminal")
     talk.add_argument("model", nargs="?", default="default", help="Ollama model (default: the server's)")
-    talk.add_argument("--voice", default=None,
-                      help="the server's voice to speak in (a name from its tts.voices, an OpenAI name, or default)")
+    talk.add_argument(
+        "--voice",
+        default=None,
+        help="the server's voice to speak in (a name from its tts.voices, an OpenAI name, or default)",
+    )
     talk.add_argument("--url", default="ws://127.0.0.1:8765", help="server (default: ws://127.0.0.1:8765)")
     talk.add_argument("--token", default=None, help="the server's token, when it needs one")
     talk.add_argument("--instructions", default=None, help="system instructions for the session")
@@ -93,21 +96,31 @@ async def talk(args: argparse.Namespace) -> int:
 
     printer = Printer(sys.stdout)
     replies: list[np.ndarray] = []
-    session = AsyncRealtimeSession(args.url, model=args.model, voice=args.voice, instructions=args.instructions,
-                                   token=args.token, server_vad=args.input is None)
+    session = AsyncRealtimeSession(
+        args.url,
+        model=args.model,
+        voice=args.voice,
+        instructions=args.instructions,
+        token=args.token,
+        server_vad=args.input is None,
+    )
     try:
         await session.connect()
     except SessionRefused as exc:
         print(f"assistant: the server refused the session: {exc}", file=sys.stderr)
         return 1
     except (OSError, TimeoutError, RealtimeError) as exc:
-        print(f"assistant: cannot reach the realtime server at {args.url}: {exc} "
-              "(start one with `assistant serve`)", file=sys.stderr)
+        print(
+            f"assistant: cannot reach the realtime server at {args.url}: {exc} (start one with `assistant serve`)",
+            file=sys.stderr,
+        )
         return 1
     except Exception as exc:  # websockets' handshake errors (401, 503) carry the server's reason
         body = getattr(getattr(exc, "response", None), "body", b"") or b""
-        print(f"assistant: {args.url} refused the connection: {exc} {body.decode(errors='replace')}".rstrip(),
-              file=sys.stderr)
+        print(
+            f"assistant: {args.url} refused the connection: {exc} {body.decode(errors='replace')}".rstrip(),
+            file=sys.stderr,
+        )
         return 1
     session.on_transcript = printer.done
     session.on_transcript_delta = printer.delta

@@ -37,7 +37,7 @@ from websockets.asyncio.client import ClientConnection
 from assistant.core.ports import SAMPLE_RATE, Audio
 from assistant.realtime.protocol import WIRE_RATE, encode_audio
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "ws://127.0.0.1:8765"
 T = TypeVar("T")
@@ -64,8 +64,16 @@ def endpoint(url: str, model: str) -> str:
 class AsyncRealtimeSession:
     """One conversation with a realtime server (asyncio)."""
 
-    def __init__(self, url: str = DEFAULT_URL, *, model: str = "default", voice: str | None = None,
-                 instructions: str | None = None, token: str | None = None, server_vad: bool = True) -> None:
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        model: str = "default",
+        voice: str | None = None,
+        instructions: str | None = None,
+        token: str | None = None,
+        server_vad: bool = True,
+    ) -> None:
         self.url = endpoint(url, model)
         self.voice, self.instructions, self.token, self.server_vad = voice, instructions, token, server_vad
         self.on_audio_delta: AudioCallback | None = None
@@ -93,8 +101,9 @@ class AsyncRealtimeSession:
         await self.connect()
         return self
 
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     async def connect(self) -> None:
@@ -102,8 +111,10 @@ class AsyncRealtimeSession:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self._ws = await websockets.connect(self.url, additional_headers=headers, max_size=None)
         self._reader = asyncio.create_task(self._read(), name="realtime reader")
-        session: dict[str, Any] = {"type": "realtime", "audio": {
-            "input": {"turn_detection": {"type": "server_vad"} if self.server_vad else None}}}
+        session: dict[str, Any] = {
+            "type": "realtime",
+            "audio": {"input": {"turn_detection": {"type": "server_vad"} if self.server_vad else None}},
+        }
         if self.voice:
             session["audio"]["output"] = {"voice": self.voice}
         if self.instructions:
@@ -130,8 +141,12 @@ class AsyncRealtimeSession:
 
     async def send_text(self, text: str, *, respond: bool = True) -> None:
         """Add a user text message; ask for a reply unless `respond` is False."""
-        await self.send({"type": "conversation.item.create", "item": {
-            "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}})
+        await self.send(
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+            }
+        )
         if respond:
             await self.send({"type": "response.create"})
 
@@ -152,8 +167,14 @@ class AsyncRealtimeSession:
             await self.send({"type": "response.cancel"})
         if self._audio_item is not None:
             heard = self.played_ms() if self.played_ms else int(self._received_ms)
-            await self.send({"type": "conversation.item.truncate", "item_id": self._audio_item, "content_index": 0,
-                             "audio_end_ms": max(0, min(heard, int(self._received_ms)))})
+            await self.send(
+                {
+                    "type": "conversation.item.truncate",
+                    "item_id": self._audio_item,
+                    "content_index": 0,
+                    "audio_end_ms": max(0, min(heard, int(self._received_ms))),
+                }
+            )
             self._audio_item = None
 
     async def wait_response(self) -> dict[str, Any]:
@@ -170,7 +191,7 @@ class AsyncRealtimeSession:
                 try:
                     self._dispatch(json.loads(message))
                 except Exception:  # a callback's bug must not stop the reader
-                    log.exception("realtime client: an event handler failed")
+                    logger.exception("realtime client: an event handler failed")
 
     def _dispatch(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -181,7 +202,7 @@ class AsyncRealtimeSession:
                 self._refused = event["error"]
                 self._ready.set()
             self.errors.append(event["error"])
-            log.warning("realtime server error: %s", event["error"].get("message"))
+            logger.warning("realtime server error: %s", event["error"].get("message"))
         elif kind == "input_audio_buffer.speech_started" and self.on_speech_started:
             self.on_speech_started()
         elif kind == "conversation.item.input_audio_transcription.completed" and self.on_transcript:
@@ -207,8 +228,9 @@ class AsyncRealtimeSession:
         if self.on_event:
             self.on_event(event)
 
-    async def start(self, *, input_device: str | None = None, output_device: str | None = None,
-                    stop: asyncio.Event | None = None) -> None:
+    async def start(
+        self, *, input_device: str | None = None, output_device: str | None = None, stop: asyncio.Event | None = None
+    ) -> None:
         """Stream the microphone and play replies (pyaudio) until `stop` is set or the task is cancelled."""
         from assistant.audio.clock import SampleClock
         from assistant.audio.devices import PyAudioMicrophone, PyAudioSpeaker
@@ -246,8 +268,10 @@ class AsyncRealtimeSession:
         stop = stop or asyncio.Event()
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(play(), name="realtime playback"),
-                         group.create_task(capture(), name="realtime microphone")]
+                tasks = [
+                    group.create_task(play(), name="realtime playback"),
+                    group.create_task(capture(), name="realtime microphone"),
+                ]
                 await stop.wait()
                 for task in tasks:
                     task.cancel()
@@ -316,6 +340,7 @@ class RealtimeSession:
 
     def start(self, **devices: str | None) -> None:
         """Talk through the microphone and speaker until `stop` (or Ctrl-C); blocks."""
+
         async def main() -> None:
             self._stop = asyncio.Event()
             await self.session.start(stop=self._stop, **devices)

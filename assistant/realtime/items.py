@@ -128,16 +128,21 @@ PART_KEYS = ("type", "text", "audio", "transcript")
 def parse_item(data: dict[str, Any], where: str = "item.") -> tuple[Item, Audio | None]:
     """A ``conversation.item.create`` item (a message with text or audio) and its audio, if any."""
     if data.get("type", "message") != "message":
-        raise ProtocolError("unsupported_item_type", f"item type {data.get('type')!r} is not supported; "
-                              "only 'message' (function calling is not implemented yet)", param=f"{where}type")
+        raise ProtocolError(
+            "unsupported_item_type",
+            f"item type {data.get('type')!r} is not supported; "
+            "only 'message' (function calling is not implemented yet)",
+            param=f"{where}type",
+        )
     check_known(data, ITEM_KEYS, where)
     role = get_str(data, "role", where=where)
     if role not in ("user", "assistant", "system"):
         raise ProtocolError("invalid_value", f"'{where}role' must be user, assistant or system", param=f"{where}role")
     content = data.get("content")
     if not isinstance(content, list) or not content or not all(isinstance(c, dict) for c in content):
-        raise ProtocolError("invalid_value", f"'{where}content' must be a non-empty list of parts",
-                              param=f"{where}content")
+        raise ProtocolError(
+            "invalid_value", f"'{where}content' must be a non-empty list of parts", param=f"{where}content"
+        )
     item_id = get_str(data, "id", where=where, required=False) or new_id("item")
     texts: list[str] = []
     audio: Audio | None = None
@@ -157,8 +162,9 @@ def parse_item(data: dict[str, Any], where: str = "item.") -> tuple[Item, Audio 
     item = Item(item_id, role, kind, text=" ".join(t for t in texts if t))  # type: ignore[arg-type]
     if audio is not None:
         if texts:
-            raise ProtocolError("invalid_value", "an item holds either audio or text, not both",
-                                param=f"{where}content")
+            raise ProtocolError(
+                "invalid_value", "an item holds either audio or text, not both", param=f"{where}content"
+            )
         item.audio_ms = len(audio) * 1000 / WIRE_RATE
     return item, audio
 
@@ -178,16 +184,20 @@ def response_input(value: Any, conversation: Conversation) -> tuple[Message, ...
             except ProtocolError as exc:
                 raise ProtocolError(exc.code, str(exc), param=f"{where}id") from None
             if found.transcription is not None and not found.transcription.done():
-                raise ProtocolError("invalid_value", f"'{where}id' {found.id!r} is still being transcribed",
-                                    param=f"{where}id")
+                raise ProtocolError(
+                    "invalid_value", f"'{where}id' {found.id!r} is still being transcribed", param=f"{where}id"
+                )
             if found.text.strip():
                 messages.append(Message(found.role, found.text))
             continue
         item, audio = parse_item(data, where)
         if audio is not None:
-            raise ProtocolError("unsupported_parameter", f"'{where}content': audio in response.input is not "
-                                "supported; add it to the conversation with conversation.item.create",
-                                param=f"{where}content")
+            raise ProtocolError(
+                "unsupported_parameter",
+                f"'{where}content': audio in response.input is not "
+                "supported; add it to the conversation with conversation.item.create",
+                param=f"{where}content",
+            )
         if item.text.strip():
             messages.append(Message(item.role, item.text))
     return tuple(messages)

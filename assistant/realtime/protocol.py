@@ -97,8 +97,7 @@ def refuse_unless(data: dict[str, Any], key: str, accepted: tuple[Any, ...], why
     """ProtocolError ``unsupported_parameter`` when `key` is set to anything but one of `accepted`."""
     if key in data and data[key] not in accepted:
         param = f"{where}{key}"
-        raise ProtocolError("unsupported_parameter", f"'{param}' = {data[key]!r} is not supported: {why}",
-                            param=param)
+        raise ProtocolError("unsupported_parameter", f"'{param}' = {data[key]!r} is not supported: {why}", param=param)
 
 
 NO_TOOLS = "function calling is not implemented yet (tools must be empty)"
@@ -119,8 +118,9 @@ def check_voice(value: Any, voices: tuple[str, ...], param: str) -> str:
         return voices[0]
     if value not in voices:
         listed = ", ".join(voices)
-        raise ProtocolError("unsupported_voice", f"'{param}' {value!r} is not available; voices: {listed} "
-                            "(or 'default')", param=param)
+        raise ProtocolError(
+            "unsupported_voice", f"'{param}' {value!r} is not available; voices: {listed} (or 'default')", param=param
+        )
     return value
 
 
@@ -128,8 +128,11 @@ def parse_metadata(value: Any, param: str) -> dict[str, str] | None:
     """OpenAI's ``metadata``: up to 16 string pairs, keys up to 64 characters, values up to 512."""
     if value is None:
         return None
-    ok = isinstance(value, dict) and len(value) <= 16 and all(
-        isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in value.items())
+    ok = (
+        isinstance(value, dict)
+        and len(value) <= 16
+        and all(isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in value.items())
+    )
     if not ok:
         message = f"'{param}' must be an object of at most 16 string values (keys <= 64, values <= 512 characters)"
         raise ProtocolError("invalid_value", message, param=param)

@@ -26,13 +26,27 @@ from assistant.realtime.items import Item
 if TYPE_CHECKING:
     from assistant.realtime.session import RealtimeSession
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 DELTA_SAMPLES = p.WIRE_RATE // 5
 """Samples per audio delta (200 ms)."""
-_RESPONSE_KEYS = ("instructions", "temperature", "max_output_tokens", "max_response_output_tokens",
-                  "output_modalities", "modalities", "conversation", "input", "metadata", "audio", "voice",
-                  "output_audio_format", "tools", "tool_choice", "prompt")
+_RESPONSE_KEYS = (
+    "instructions",
+    "temperature",
+    "max_output_tokens",
+    "max_response_output_tokens",
+    "output_modalities",
+    "modalities",
+    "conversation",
+    "input",
+    "metadata",
+    "audio",
+    "voice",
+    "output_audio_format",
+    "tools",
+    "tool_choice",
+    "prompt",
+)
 
 
 @dataclass(frozen=True)
@@ -84,10 +98,12 @@ class ResponseOptions:
                 modalities = p.parse_modalities(data[key], where + key)
         conversation = data.get("conversation", "auto")
         if conversation not in ("auto", "none"):
-            raise p.ProtocolError("invalid_value", "'response.conversation' must be 'auto' or 'none'",
-                                  param="response.conversation")
-        return cls(instructions, temperature, limit, has_limit, modalities, conversation == "auto", metadata,
-                   voice=voice)
+            raise p.ProtocolError(
+                "invalid_value", "'response.conversation' must be 'auto' or 'none'", param="response.conversation"
+            )
+        return cls(
+            instructions, temperature, limit, has_limit, modalities, conversation == "auto", metadata, voice=voice
+        )
 
 
 class ResponseRun:
@@ -108,8 +124,7 @@ class ResponseRun:
 
     def emit(self, ga_type: str, **fields: Any) -> None:
         """Send a response event with this response's ids."""
-        self.session.emit(ga_type, response_id=self.id, item_id=self.item.id, output_index=0, content_index=0,
-                          **fields)
+        self.session.emit(ga_type, response_id=self.id, item_id=self.item.id, output_index=0, content_index=0, **fields)
 
     def wire(self, status: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
         """The response object as ``response.created`` / ``response.done`` carry it."""
@@ -135,8 +150,9 @@ class ResponseRun:
         session = self.session
         session.emit("response.created", response=self.wire("in_progress"))
         # No quotas here; the one limit is a single active response per connection, which this one now holds.
-        session.emit("rate_limits.updated", rate_limits=[{"name": "requests", "limit": 1, "remaining": 0,
-                                                          "reset_seconds": 0.0}])
+        session.emit(
+            "rate_limits.updated", rate_limits=[{"name": "requests", "limit": 1, "remaining": 0, "reset_seconds": 0.0}]
+        )
         try:
             system = self.options.instructions
             instructions = session.settings.instructions if system is None else system
@@ -150,11 +166,11 @@ class ResponseRun:
             else:
                 await self._write(messages)
         except asyncio.CancelledError:
-            log.info("response %s cancelled (%s)", self.id, self.cancel_reason)
+            logger.info("response %s cancelled (%s)", self.id, self.cancel_reason)
             self._finish("cancelled", {"type": "cancelled", "reason": self.cancel_reason})
             raise
         except TurnError as exc:
-            log.warning("response %s failed: %s", self.id, exc)
+            logger.warning("response %s failed: %s", self.id, exc)
             error = {"type": "server_error", "code": exc.code, "message": str(exc)}
             session.error(exc.code, str(exc), kind="server_error")
             self._finish("failed", {"type": "failed", "error": error})

@@ -41,20 +41,26 @@ from assistant.realtime.shared import Shared
 if TYPE_CHECKING:
     from assistant.metrics import Metrics
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 ENDPOINTS = ("/v1/realtime", "/api/realtime")
 MAX_PATH_CHARS = 2048
 """Longer request targets get HTTP 414."""
 SEND_QUEUE_BYTES = 8 * 1024 * 1024
 """Bytes of events waiting for a slow client before its session is dropped (about 60 s of audio)."""
-CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                 ".css": "text/css; charset=utf-8"}
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+}
 SECURITY_HEADERS = (
     # The page loads only its own scripts and talks only to its own server (and ws:/wss: URLs typed into it).
-    ("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-     "connect-src 'self' ws: wss:; img-src 'self' data:; media-src 'self' blob:; worker-src 'self' blob:; "
-     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"),
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "connect-src 'self' ws: wss:; img-src 'self' data:; media-src 'self' blob:; worker-src 'self' blob:; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'",
+    ),
     ("X-Frame-Options", "DENY"),
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
@@ -64,15 +70,23 @@ SECURITY_HEADERS = (
 class RealtimeServer:
     """Serves sessions over shared engines; use `running` to start and stop it."""
 
-    def __init__(self, config: Config, engines: Engines, *, executor: FairExecutor | None = None,
-                 shared: Shared | None = None, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        engines: Engines,
+        *,
+        executor: FairExecutor | None = None,
+        shared: Shared | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.config = config
         self.metrics = metrics
         """Answers GET /metrics (under the server's token) when given."""
         self.shared = shared or Shared(config, engines, executor=executor)
         self.token = config.server.token
-        self.access = Access.build(config.server.host, config.server.allowed_hosts, config.server.allowed_origins,
-                                   self.token)
+        self.access = Access.build(
+            config.server.host, config.server.allowed_hosts, config.server.allowed_origins, self.token
+        )
         self.sessions: set[RealtimeSession] = set()
         self._changed = asyncio.Event()
         self.server: Server | None = None
@@ -104,15 +118,20 @@ class RealtimeServer:
         )
         self.server = server
         self.port = server.sockets[0].getsockname()[1] if server.sockets else port
-        log.info("realtime server listening on ws://%s:%d/v1/realtime (page at http://%s:%d/)",
-                 host, self.port, host, self.port)
+        logger.info(
+            "realtime server listening on ws://%s:%d/v1/realtime (page at http://%s:%d/)",
+            host,
+            self.port,
+            host,
+            self.port,
+        )
         try:
             yield self
         finally:
             server.close()
             await server.wait_closed()
             self.shared.close()
-            log.info("realtime server stopped")
+            logger.info("realtime server stopped")
 
     async def wait_for_sessions(self, count: int) -> None:
         """Return once exactly `count` sessions are open."""
@@ -130,37 +149,51 @@ class RealtimeServer:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if len(request.path) > MAX_PATH_CHARS:
-            return _text(http.HTTPStatus.REQUEST_URI_TOO_LONG, f"the path is longer than {MAX_PATH_CHARS} "
-                         "characters\n")
+            return _text(http.HTTPStatus.REQUEST_URI_TOO_LONG, f"the path is longer than {MAX_PATH_CHARS} characters\n")
         headers = request.headers
         host = headers.get("Host")
         if not self.access.host_allowed(host):
-            log.warning("realtime: refused a request for Host %r (not this server's name; add it to "
-                        "server.allowed_hosts if it is)", host)
-            return _text(http.HTTPStatus.FORBIDDEN, "this server does not answer to that Host name "
-                         "(server.allowed_hosts)\n")
+            logger.warning(
+                "realtime: refused a request for Host %r (not this server's name; add it to "
+                "server.allowed_hosts if it is)",
+                host,
+            )
+            return _text(
+                http.HTTPStatus.FORBIDDEN, "this server does not answer to that Host name (server.allowed_hosts)\n"
+            )
         path = urlsplit(request.path).path
         if path in ENDPOINTS:
             origin = headers.get("Origin")
             if not self.access.origin_allowed(origin, host):
-                log.warning("realtime: refused a WebSocket from origin %r (allow it with server.allowed_origins)",
-                            origin)
-                return _text(http.HTTPStatus.FORBIDDEN, f"origin {origin!r} is not allowed to use this server "
-                             "(server.allowed_origins)\n")
+                logger.warning(
+                    "realtime: refused a WebSocket from origin %r (allow it with server.allowed_origins)", origin
+                )
+                return _text(
+                    http.HTTPStatus.FORBIDDEN,
+                    f"origin {origin!r} is not allowed to use this server (server.allowed_origins)\n",
+                )
             if not self.access.authorized(headers.get("Authorization"), headers.get_all("Sec-WebSocket-Protocol")):
-                log.warning("realtime: refused a connection with a missing or wrong token")
-                return _text(http.HTTPStatus.UNAUTHORIZED, "missing or wrong token: send 'Authorization: Bearer "
-                             "TOKEN' or the subprotocol 'openai-insecure-api-key.TOKEN'\n")
+                logger.warning("realtime: refused a connection with a missing or wrong token")
+                return _text(
+                    http.HTTPStatus.UNAUTHORIZED,
+                    "missing or wrong token: send 'Authorization: Bearer "
+                    "TOKEN' or the subprotocol 'openai-insecure-api-key.TOKEN'\n",
+                )
             if len(self.sessions) >= self.config.server.max_sessions:
-                log.warning("realtime: refused a connection: %d sessions open", len(self.sessions))
-                return _text(http.HTTPStatus.SERVICE_UNAVAILABLE, f"too many sessions: the server allows "
-                             f"{self.config.server.max_sessions} at once (server.max_sessions); try again later\n")
+                logger.warning("realtime: refused a connection: %d sessions open", len(self.sessions))
+                return _text(
+                    http.HTTPStatus.SERVICE_UNAVAILABLE,
+                    f"too many sessions: the server allows "
+                    f"{self.config.server.max_sessions} at once (server.max_sessions); try again later\n",
+                )
             requested, model = self._model(request)
             if model is None:
                 allowed = ", ".join(sorted({self.config.llm.model, *self.config.server.allowed_models}))
-                log.warning("realtime: refused a connection asking for model %r (allowed: %s)", requested, allowed)
-                return _text(http.HTTPStatus.FORBIDDEN, f"model {requested!r} is not allowed; allowed: {allowed} "
-                             "(server.allowed_models), or 'default'\n")
+                logger.warning("realtime: refused a connection asking for model %r (allowed: %s)", requested, allowed)
+                return _text(
+                    http.HTTPStatus.FORBIDDEN,
+                    f"model {requested!r} is not allowed; allowed: {allowed} (server.allowed_models), or 'default'\n",
+                )
             if "upgrade" not in request.headers.get("Connection", "").lower():
                 return _text(http.HTTPStatus.UPGRADE_REQUIRED, "this is a WebSocket endpoint\n")
             return None
@@ -186,17 +219,21 @@ class RealtimeServer:
         assert llm_model is not None  # refused at the handshake otherwise
         beta = "realtime=v1" in request.headers.get("OpenAI-Beta", "")
         outbox = Outbox()
-        session = RealtimeSession(self.shared, dialect=Dialect.BETA if beta else Dialect.GA, model=model,
-                                  llm_model=llm_model, send=outbox.put)
+        session = RealtimeSession(
+            self.shared, dialect=Dialect.BETA if beta else Dialect.GA, model=model, llm_model=llm_model, send=outbox.put
+        )
         if len(self.sessions) >= self.config.server.max_sessions:
-            session.error("session_limit", f"too many sessions: the server allows {self.config.server.max_sessions} "
-                          "at once (server.max_sessions)", kind="server_error")
+            session.error(
+                "session_limit",
+                f"too many sessions: the server allows {self.config.server.max_sessions} at once (server.max_sessions)",
+                kind="server_error",
+            )
             await connection.send(await outbox.get())
             await connection.close(1013, "too many sessions")
             return
         self.sessions.add(session)
         self._changed.set()
-        log.info("session %s opened (%s, model %r, %d open)", session.id, session.dialect, model, len(self.sessions))
+        logger.info("session %s opened (%s, model %r, %d open)", session.id, session.dialect, model, len(self.sessions))
         writer = asyncio.create_task(self._write(connection, outbox), name=f"writer {session.id}")
         watchdog = asyncio.create_task(self._watch(connection, outbox, session), name=f"watch {session.id}")
         try:
@@ -206,7 +243,7 @@ class RealtimeServer:
                 # Let the writer and other sessions run even when this client floods us.
                 await asyncio.sleep(0)
         except ConnectionClosed as exc:
-            log.info("session %s: connection closed (%s)", session.id, exc)
+            logger.info("session %s: connection closed (%s)", session.id, exc)
         finally:
             self.sessions.discard(session)
             self._changed.set()
@@ -214,7 +251,7 @@ class RealtimeServer:
             writer.cancel()
             watchdog.cancel()
             await asyncio.wait([writer, watchdog])
-            log.info("session %s closed (%d open)", session.id, len(self.sessions))
+            logger.info("session %s closed (%d open)", session.id, len(self.sessions))
 
     @staticmethod
     async def _write(connection: ServerConnection, outbox: Outbox) -> None:
@@ -226,8 +263,9 @@ class RealtimeServer:
     async def _watch(connection: ServerConnection, outbox: Outbox, session: RealtimeSession) -> None:
         """Drop a client that stopped reading: its events piled up past the send queue."""
         await outbox.overflow.wait()
-        log.warning("session %s: the client is not reading (over %d bytes queued); dropping it",
-                    session.id, SEND_QUEUE_BYTES)
+        logger.warning(
+            "session %s: the client is not reading (over %d bytes queued); dropping it", session.id, SEND_QUEUE_BYTES
+        )
         connection.transport.abort()
 
 
@@ -263,8 +301,15 @@ def _text(status: http.HTTPStatus, text: str, content_type: str = "text/plain; c
 
 
 def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
-    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
-                       ("Cache-Control", "no-cache"), ("Connection", "close"), *SECURITY_HEADERS])
+    headers = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-cache"),
+            ("Connection", "close"),
+            *SECURITY_HEADERS,
+        ]
+    )
     return Response(status.value, status.phrase, headers, body)
 
 
@@ -283,9 +328,16 @@ def _page_files() -> frozenset[str]:
     return frozenset(f.name for f in web.iterdir() if f.is_file() and "." + f.name.rsplit(".", 1)[-1] in CONTENT_TYPES)
 
 
-async def serve(config: Config, engines: Engines, *, host: str | None = None, port: int | None = None,
-                ready: asyncio.Event | None = None, executor: FairExecutor | None = None,
-                metrics: Metrics | None = None) -> None:
+async def serve(
+    config: Config,
+    engines: Engines,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    ready: asyncio.Event | None = None,
+    executor: FairExecutor | None = None,
+    metrics: Metrics | None = None,
+) -> None:
     """Serve the realtime API and page until cancelled (`ready` is set once listening)."""
     server = RealtimeServer(config, engines, executor=executor, metrics=metrics)
     async with server.running(host, port):

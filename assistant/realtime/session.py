@@ -36,7 +36,7 @@ from assistant.realtime.settings import (
 )
 from assistant.realtime.shared import Shared, resample
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], None]
 MIN_COMMIT_MS = 100.0
@@ -56,8 +56,9 @@ EAGERNESS: dict[str, tuple[float, float, float]] = {
 class RealtimeSession:
     """The state of one connection; `handle` each message, `close` at the end."""
 
-    def __init__(self, shared: Shared, *, dialect: p.Dialect, model: str, send: Send,
-                 llm_model: str | None = None) -> None:
+    def __init__(
+        self, shared: Shared, *, dialect: p.Dialect, model: str, send: Send, llm_model: str | None = None
+    ) -> None:
         self.shared = shared
         self.dialect = dialect
         self.model = model or "default"
@@ -68,8 +69,9 @@ class RealtimeSession:
         same_model = {self.model, llm_model}
         if llm_model == config.llm.model:
             same_model.update(DEFAULT_MODELS)
-        self.capabilities = Capabilities(voices=shared.voices.names, language=config.stt.language,
-                                           models=frozenset(same_model))
+        self.capabilities = Capabilities(
+            voices=shared.voices.names, language=config.stt.language, models=frozenset(same_model)
+        )
         self.settings = SessionSettings(instructions=config.llm.system_prompt, voice=self.capabilities.voices[0])
         self.conversation = Conversation()
         self.llm_model = llm_model
@@ -119,8 +121,15 @@ class RealtimeSession:
         if name is not None:
             self._send({"type": name, "event_id": p.new_id("event"), **fields})
 
-    def error(self, code: str, message: str, *, event_id: str | None = None, param: str | None = None,
-              kind: str = "invalid_request_error") -> None:
+    def error(
+        self,
+        code: str,
+        message: str,
+        *,
+        event_id: str | None = None,
+        param: str | None = None,
+        kind: str = "invalid_request_error",
+    ) -> None:
         """Send an ``error`` event naming the client event that caused it."""
         self.emit("error", error={"type": kind, "code": code, "message": message, "param": param, "event_id": event_id})
 
@@ -145,10 +154,10 @@ class RealtimeSession:
             p.check_known(event, p.CLIENT_EVENTS[kind or ""])
             await handler(event)
         except p.ProtocolError as exc:
-            log.debug("session %s: client error %s: %s", self.id, exc.code, exc)
+            logger.debug("session %s: client error %s: %s", self.id, exc.code, exc)
             self.error(exc.code, str(exc), event_id=event_id, param=exc.param, kind=exc.kind)
         except Exception as exc:  # a bug must cost one event, not the session
-            log.exception("session %s: failed to handle an event", self.id)
+            logger.exception("session %s: failed to handle an event", self.id)
             self.error("server_error", f"internal error: {exc!r}", event_id=event_id, kind="server_error")
 
     # --- session ----------------------------------------------------------------------
@@ -165,8 +174,9 @@ class RealtimeSession:
         if settings.turn_detection is not None and settings.turn_detection.type == "semantic_vad":
             self._turn = await self.shared.turn_detector()
         if settings.voice != self.settings.voice:
-            await self.use_voice(settings.voice, "session.voice" if self.dialect is p.Dialect.BETA
-                                 else "session.audio.output.voice")
+            await self.use_voice(
+                settings.voice, "session.voice" if self.dialect is p.Dialect.BETA else "session.audio.output.voice"
+            )
         self.settings = settings
         if self.settings.turn_detection != old_turn:
             await self._ensure_vad()
@@ -177,14 +187,21 @@ class RealtimeSession:
         """Check that this session may speak in voice `name` now, and load it (ProtocolError if not)."""
         voices = self.shared.voices
         if self.spoken_voice is not None and voices.spec(name) != self.spoken_voice:
-            raise p.ProtocolError("cannot_update_voice", "Cannot update a conversation's voice if assistant audio "
-                                  "is present.", param=param)
+            raise p.ProtocolError(
+                "cannot_update_voice",
+                "Cannot update a conversation's voice if assistant audio is present.",
+                param=param,
+            )
         try:
             await voices.get(name)
         except ModelError as exc:
-            log.warning("session %s: voice %r cannot be loaded: %s", self.id, name, exc)
-            raise p.ProtocolError("voice_unavailable", f"voice {name!r} cannot be loaded on this server: {exc}",
-                                  param=param, kind="server_error") from None
+            logger.warning("session %s: voice %r cannot be loaded: %s", self.id, name, exc)
+            raise p.ProtocolError(
+                "voice_unavailable",
+                f"voice {name!r} cannot be loaded on this server: {exc}",
+                param=param,
+                kind="server_error",
+            ) from None
 
     def spoke(self, voice: str) -> None:
         """A reply sent audio in `voice`: the session keeps that voice from now on."""
@@ -272,19 +289,26 @@ class RealtimeSession:
         try:
             item.text = (await pending).strip()
         except TurnError as exc:
-            log.warning("session %s: transcription failed: %s", self.id, exc)
+            logger.warning("session %s: transcription failed: %s", self.id, exc)
             if self.settings.transcription:
                 error = {"type": "server_error", "code": exc.code, "message": str(exc)}
-                self.emit("conversation.item.input_audio_transcription.failed", item_id=item.id, content_index=0,
-                          error=error)
+                self.emit(
+                    "conversation.item.input_audio_transcription.failed", item_id=item.id, content_index=0, error=error
+                )
             return ""
         if self.settings.transcription:
             # whisper.cpp decodes the whole clip at once: one delta with all of it, as OpenAI does for whisper-1.
-            self.emit("conversation.item.input_audio_transcription.delta", item_id=item.id, content_index=0,
-                      delta=item.text)
+            self.emit(
+                "conversation.item.input_audio_transcription.delta", item_id=item.id, content_index=0, delta=item.text
+            )
             usage = {"type": "duration", "seconds": round(len(audio) / p.WIRE_RATE, 3)}
-            self.emit("conversation.item.input_audio_transcription.completed", item_id=item.id, content_index=0,
-                      transcript=item.text, usage=usage)
+            self.emit(
+                "conversation.item.input_audio_transcription.completed",
+                item_id=item.id,
+                content_index=0,
+                transcript=item.text,
+                usage=usage,
+            )
         self.emit("conversation.item.done", item=item.wire(self.dialect))
         return item.text
 
@@ -355,9 +379,9 @@ class RealtimeSession:
         try:
             probability = await asyncio.to_thread(detector.finished, audio)
         except Exception:
-            log.warning("session %s: the end-of-turn model failed; waiting for silence", self.id, exc_info=True)
+            logger.warning("session %s: the end-of-turn model failed; waiting for silence", self.id, exc_info=True)
             return
-        log.debug("session %s: end of turn %.3f after %.0f ms", self.id, probability, endpointer.silence_s * 1000)
+        logger.debug("session %s: end of turn %.3f after %.0f ms", self.id, probability, endpointer.silence_s * 1000)
         endpointer.turn_verdict(key, probability)
 
     async def _speech_started(self, turn: TurnDetection) -> None:
@@ -371,7 +395,7 @@ class RealtimeSession:
         audio_start_ms = max(0, round(start_ms - turn.prefix_padding_ms))
         self.emit("input_audio_buffer.speech_started", audio_start_ms=audio_start_ms, item_id=self._speech_item_id)
         if turn.interrupt_response and self.response is not None:
-            log.info("session %s: barge-in cancels %s", self.id, self.response.id)
+            logger.info("session %s: barge-in cancels %s", self.id, self.response.id)
             await self.cancel_response("turn_detected")
 
     async def _speech_stopped(self, turn: TurnDetection) -> None:
@@ -391,7 +415,7 @@ class RealtimeSession:
             if self.response is None:
                 self.start_response(ResponseOptions())
             else:
-                log.debug("session %s: a response is active; no automatic response", self.id)
+                logger.debug("session %s: a response is active; no automatic response", self.id)
 
     # --- conversation -----------------------------------------------------------------
 
@@ -426,10 +450,13 @@ class RealtimeSession:
         if self.response is not None and self.response.item is item:
             await self.cancel_response("client_cancelled")
         if end_ms > item.audio_ms + 1:
-            raise p.ProtocolError("invalid_value", f"'audio_end_ms' {end_ms} is past the audio's end "
-                                  f"({item.audio_ms:.0f} ms)", param="audio_end_ms")
+            raise p.ProtocolError(
+                "invalid_value",
+                f"'audio_end_ms' {end_ms} is past the audio's end ({item.audio_ms:.0f} ms)",
+                param="audio_end_ms",
+            )
         item.truncate(end_ms)
-        log.debug("session %s: %s truncated at %d ms to %r", self.id, item.id, end_ms, item.text)
+        logger.debug("session %s: %s truncated at %d ms to %r", self.id, item.id, end_ms, item.text)
         self.emit("conversation.item.truncated", item_id=item.id, content_index=0, audio_end_ms=end_ms)
 
     async def _item_delete(self, event: dict[str, Any]) -> None:
@@ -453,8 +480,10 @@ class RealtimeSession:
         if "input" in data:
             options = replace(options, input=response_input(data["input"], self.conversation))
         if self.response is not None:
-            raise p.ProtocolError("conversation_already_has_active_response",
-                                  f"response {self.response.id} is still in progress; cancel it first")
+            raise p.ProtocolError(
+                "conversation_already_has_active_response",
+                f"response {self.response.id} is still in progress; cancel it first",
+            )
         self.start_response(options)
 
     async def _response_cancel(self, event: dict[str, Any]) -> None:
@@ -486,4 +515,3 @@ class RealtimeSession:
         task.cancel()
         await asyncio.wait([task])
         return True
-

@@ -29,7 +29,7 @@ from assistant.engines.bundle import Engines
 from assistant.realtime.protocol import WIRE_RATE
 from assistant.realtime.voices import Voices
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def resample(audio: Audio, source: int, target: int) -> Audio:
@@ -108,8 +108,12 @@ class Shared:
             try:
                 self._turn = await asyncio.to_thread(load_turn, self.config.turn, self.config.models_path)
             except ModelError as exc:
-                raise ProtocolError("turn_detection_unavailable", f"semantic_vad needs the end-of-turn model: {exc}",
-                                    param="turn_detection.type", kind="server_error") from None
+                raise ProtocolError(
+                    "turn_detection_unavailable",
+                    f"semantic_vad needs the end-of-turn model: {exc}",
+                    param="turn_detection.type",
+                    kind="server_error",
+                ) from None
         turn: TurnDetector = self._turn
         return turn
 

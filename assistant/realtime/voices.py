@@ -18,7 +18,7 @@ from typing import Any
 
 from assistant.config import Config, TtsConfig
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 """OpenAI's Realtime voice names: clients written for OpenAI send these."""
@@ -71,6 +71,6 @@ class Voices:
         async with lock:  # two sessions asking at once load it once
             if spec not in self._loaded:
                 cfg = self._tts.model_copy(update={"voice": spec})
-                log.info("tts: loading voice %r (%s) for a realtime session", name, spec)
+                logger.info("tts: loading voice %r (%s) for a realtime session", name, spec)
                 self._loaded[spec] = await asyncio.to_thread(self._loader, cfg, self._models)
         return self._loaded[spec]
