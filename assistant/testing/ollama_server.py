@@ -154,6 +154,12 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     owner: OllamaTestServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (a cancelled warm-up, a barge-in) is normal: no traceback for it."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
