@@ -36,7 +36,7 @@ class AudioConfig(Section):
     output_block_ms: int = Field(default=40, ge=10, le=50)
     queue_blocks: int = Field(default=25, ge=2, le=1000)
     reconnect_initial_s: float = Field(default=1.0, gt=0.0, le=60.0)
-    reconnect_max_s: float = Field(default=30.0, gt=0.0, le=600.0)
+    reconnect_max_s: float = Field(default=8.0, gt=0.0, le=600.0)
 
 
 class WakeConfig(Section):
