@@ -37,7 +37,6 @@ from assistant.core.ports import (
 )
 from assistant.core.ringer import Ringer
 from assistant.core.states import State, Trigger, next_state
-from assistant.core.work import run_abortable
 from assistant.events import (
     AudioStopped,
     EndOfTurnVerdict,
@@ -215,7 +214,7 @@ class Assistant:
             self._turn_task.cancel()  # barge-in: the turn task owns LLM, TTS and playback
         self._cancel_speculation()
         if self.settings.warm_on_wake:
-            self._spawn(self.turn.llm.warm(self.turn.history.messages(None, now)), "llm-warm")
+            self._spawn(self.turn.warm_llm(now), "llm-warm")
         self._start_listening(now, timeout_s=self.settings.endpoint.no_speech_timeout_s, preroll=True)
         self._fire(Trigger.WAKE)
         self._play_sound("wake")
@@ -284,7 +283,7 @@ class Assistant:
         audio = np.concatenate(self._utterance)
 
         async def speculate() -> str:
-            text = await run_abortable(self.turn.executor, self.turn.stt.transcribe, audio)
+            text = await self.turn.speculate(audio)
             if (self._endpointer, endpointer.last_voice_end) == key:
                 endpointer.hint(looks_complete(text))
             return text
@@ -386,7 +385,7 @@ class Assistant:
         if self.skills is not None:
             self.skills.remember(heard.rstrip("…"))  # what "repeat that" says: the LLM's reply or a skill's
         if record.transcript and keep:
-            self.turn.history.add(record.transcript, heard, self.clock.now())
+            self.turn.remember(record.transcript, heard)
 
     def _finish(self, record: TurnRecord, *, follow_up: bool = True) -> None:
         if follow_up and self.settings.follow_up_s > 0 and not record.failed and record.transcript:

@@ -97,6 +97,18 @@ class Turn:
         self.on_reply_started: Callable[[], None] = lambda: None
         self.perf = perf
 
+    async def warm_llm(self, now: float) -> None:
+        """Send the prompt's prefix ahead of the request (the wake word just fired)."""
+        await self.llm.warm(self.history.messages(None, now))
+
+    async def speculate(self, audio: Audio) -> str:
+        """A transcript of the request so far (during a pause), on the same worker; cancellable."""
+        return await run_abortable(self.executor, self.stt.transcribe, audio)
+
+    def remember(self, request: str, heard: str) -> None:
+        """Keep the exchange for the next prompt: the request and what the user heard of the answer."""
+        self.history.add(request, heard, self.clock.now())
+
     async def transcribe(self, audio: Audio, record: TurnRecord, text: str | None) -> str:
         """Speech-to-text (unless a speculative transcript of this audio is given), wake word removed.
 
