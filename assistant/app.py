@@ -14,13 +14,13 @@ from assistant.audio.clock import SampleClock
 from assistant.audio.gain import GainSpeaker
 from assistant.audio.wav import WavMicrophone
 from assistant.config import Config
-from assistant.core.assistant import Assistant, LoopSettings
-from assistant.core.conversation import Turn, TurnSettings
 from assistant.core.endpointing import EndpointSettings
 from assistant.core.fairness import FairExecutor
 from assistant.core.history import History
+from assistant.core.loop import Loop, LoopSettings
 from assistant.core.ports import Audio, Microphone, Speaker
 from assistant.core.transcript import phrase_words
+from assistant.core.turn import Turn, TurnSettings
 from assistant.engines.bundle import Engines, load_engines
 from assistant.events import EventBus, JsonLinesWriter
 
@@ -71,7 +71,7 @@ def speculative_stt(config: Config) -> bool:
 class Runtime:
     """A built assistant with the resources it owns."""
 
-    assistant: Assistant
+    assistant: Loop
     bus: EventBus
     clock: SampleClock
     engines: Engines
@@ -114,7 +114,7 @@ def build(
         if config.turn.mode != "smart_turn":
             detector = None
         elif detector is None:  # engines loaded for another mode: add the model this config needs
-            from assistant.engines.turn import load_turn
+            from assistant.engines.smart_turn import load_turn
 
             detector = load_turn(config.turn, config.models_path)
         skills = build_skills(config, clock.now())
@@ -138,7 +138,7 @@ def build(
             ),
             executor=compute_pool,
         )
-        assistant = Assistant(
+        assistant = Loop(
             mic=mic,
             speaker=speaker,
             clock=clock,

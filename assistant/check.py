@@ -58,9 +58,9 @@ def audio_rows(config: Config) -> list[Health]:
 def collect(config: Config) -> list[Health]:
     """Load each engine as `assistant run` would and gather their health rows."""
     from assistant.engines.llm_chain import build_llm
+    from assistant.engines.smart_turn import load_turn
     from assistant.engines.stt import load_stt
     from assistant.engines.tts import load_tts
-    from assistant.engines.turn import load_turn
     from assistant.engines.vad import load_vad
     from assistant.engines.wake import load_wake
 

@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 
 from assistant.audio.clock import SampleClock
-from assistant.core.assistant import Assistant, LoopSettings
-from assistant.core.conversation import Turn, TurnSettings
 from assistant.core.endpointing import EndpointSettings
 from assistant.core.errors import SpeechToTextFailed
 from assistant.core.history import History
+from assistant.core.loop import Loop, LoopSettings
 from assistant.core.ports import BLOCK_SAMPLES, SAMPLE_RATE, Audio, Health, LlmOptions, Message, WakeHit
 from assistant.core.transcript import phrase_words
+from assistant.core.turn import Turn, TurnSettings
 from assistant.events import Event, EventBus, StateChanged
 
 TIMEOUT_S = 10.0
@@ -348,7 +348,7 @@ class Rig:
             ),
             executor=self._pool,
         )
-        self.assistant = Assistant(
+        self.assistant = Loop(
             mic=self.mic,
             speaker=self.speaker,
             clock=self.clock,

@@ -11,10 +11,10 @@ import asyncio
 
 import pytest
 
-from assistant.core.conversation import TurnRecord
 from assistant.core.errors import LlmStreamCut
 from assistant.core.ports import BLOCK_SAMPLES, Message
 from assistant.core.reply import Reply, Segment
+from assistant.core.turn import TurnRecord
 from assistant.events import AudioStarted, AudioStopped, Error, Sentence, SpeechStopped, Transcript, Wake
 from tests.fakes import SPEECH, WAKE, WORD_BLOCKS, Rig, stt_failure
 

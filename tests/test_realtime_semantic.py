@@ -26,9 +26,9 @@ __all__ = ["ollama"]
 def semantic_engines(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Engines:
     """Real Whisper tiny.en, Silero VAD and Smart Turn (the voice is only plumbing here)."""
     from assistant.engines.llm import OllamaLanguageModel
+    from assistant.engines.smart_turn import load_turn
     from assistant.engines.stt import load_stt
     from assistant.engines.tts import load_tts
-    from assistant.engines.turn import load_turn
     from assistant.engines.vad import load_vad
 
     config = semantic_config(models_dir, tmp_path_factory.mktemp("semantic"), "http://127.0.0.1:9")

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import pytest
 
-from assistant.core import assistant as loop_module
+from assistant.core import loop as loop_module
 from assistant.core.states import TRANSITIONS, State, Trigger, next_state
 from assistant.events import AudioStarted, NoSpeech, Ringing, SpeechStopped, StateChanged
 from tests.fakes import SPEECH, WAKE, FakeSkills, Rig

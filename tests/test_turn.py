@@ -12,10 +12,10 @@ import pytest
 
 from assistant.audio.clock import SampleClock
 from assistant.audio.wav import WavSpeaker
-from assistant.core.conversation import Turn, TurnRecord, TurnSettings
 from assistant.core.errors import SpeechToTextFailed
 from assistant.core.history import History
 from assistant.core.ports import BLOCK_SAMPLES, Audio
+from assistant.core.turn import Turn, TurnRecord, TurnSettings
 from assistant.events import Event, EventBus
 
 

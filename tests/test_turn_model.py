@@ -10,7 +10,7 @@ import pytest
 from assistant.config import TtsConfig, TurnConfig
 from assistant.core.errors import ModelError
 from assistant.engines.logmel import log_mel, mel_filters
-from assistant.engines.turn import WINDOW, SmartTurn, load_turn, model_input
+from assistant.engines.smart_turn import WINDOW, SmartTurn, load_turn, model_input
 
 
 def reference_extractor() -> object:

@@ -15,8 +15,8 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from assistant.core.conversation import Turn
 from assistant.core.ports import Audio, LocalSkills, Ring
+from assistant.core.turn import Turn
 from assistant.events import EventBus, Ringing
 
 logger = logging.getLogger(__name__)

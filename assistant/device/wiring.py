@@ -6,7 +6,7 @@ import contextlib
 import logging
 
 from assistant.config import Config
-from assistant.core.assistant import Assistant
+from assistant.core.loop import Loop
 from assistant.device.button import MuteButton, MuteState, build_button
 from assistant.device.leds import Leds, build_leds
 from assistant.device.sounds import load_sounds
@@ -23,7 +23,7 @@ class AttachedDevice(contextlib.ExitStack):
     button: MuteButton | None = None
 
 
-def attach_device(assistant: Assistant, bus: EventBus, config: Config, *, sounds: bool = True) -> AttachedDevice:
+def attach_device(assistant: Loop, bus: EventBus, config: Config, *, sounds: bool = True) -> AttachedDevice:
     """Wire the devices to `assistant` and `bus`; closing the returned stack releases them.
 
     Call it on the running event loop, before `assistant.run()`: the button

@@ -32,9 +32,9 @@ class Engines:
 def load_engines(config: Config, *, warm: bool = True) -> Engines:
     """Load (and warm) every model; raises ModelError naming a missing file."""
     from assistant.engines.llm_chain import build_llm
+    from assistant.engines.smart_turn import load_turn
     from assistant.engines.stt import load_stt
     from assistant.engines.tts import load_tts
-    from assistant.engines.turn import load_turn
     from assistant.engines.vad import load_vad
     from assistant.engines.wake import load_wake
 

@@ -36,7 +36,7 @@ from assistant.engines.bundle import Engines
 from assistant.realtime.access import Access, resolve_model
 from assistant.realtime.protocol import Dialect
 from assistant.realtime.session import RealtimeSession
-from assistant.realtime.shared import Shared
+from assistant.realtime.shared import SessionEngines
 
 if TYPE_CHECKING:
     from assistant.metrics import Metrics
@@ -76,13 +76,13 @@ class RealtimeServer:
         engines: Engines,
         *,
         executor: FairExecutor | None = None,
-        shared: Shared | None = None,
+        shared: SessionEngines | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
         """Answers GET /metrics (under the server's token) when given."""
-        self.shared = shared or Shared(config, engines, executor=executor)
+        self.shared = shared or SessionEngines(config, engines, executor=executor)
         self.token = config.server.token
         self.access = Access.build(
             config.server.host, config.server.allowed_hosts, config.server.allowed_origins, self.token

@@ -34,7 +34,7 @@ from assistant.realtime.settings import (
     apply_session_update,
     session_object,
 )
-from assistant.realtime.shared import Shared, resample
+from assistant.realtime.shared import SessionEngines, resample
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class RealtimeSession:
     """The state of one connection; `handle` each message, `close` at the end."""
 
     def __init__(
-        self, shared: Shared, *, dialect: p.Dialect, model: str, send: Send, llm_model: str | None = None
+        self, shared: SessionEngines, *, dialect: p.Dialect, model: str, send: Send, llm_model: str | None = None
     ) -> None:
         self.shared = shared
         self.dialect = dialect

@@ -39,7 +39,7 @@ def resample(audio: Audio, source: int, target: int) -> Audio:
     return np.asarray(soxr.resample(audio, source, target), dtype=np.float32)
 
 
-class Shared:
+class SessionEngines:
     """The config, the engines, the voices and the worker threads that all sessions use."""
 
     def __init__(
@@ -102,7 +102,7 @@ class Shared:
         """The end-of-turn model for ``semantic_vad``: the loaded one, else loaded now (once)."""
         if self._turn is None:
             from assistant.core.errors import ModelError
-            from assistant.engines.turn import load_turn
+            from assistant.engines.smart_turn import load_turn
             from assistant.realtime.protocol import ProtocolError
 
             try:

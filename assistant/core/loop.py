@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from assistant.core.conversation import Turn, TurnRecord
 from assistant.core.endpointing import Endpoint, Endpointer, EndpointSettings, looks_complete
 from assistant.core.errors import TurnError
 from assistant.core.ports import (
@@ -37,6 +36,7 @@ from assistant.core.ports import (
 )
 from assistant.core.ringer import Ringer
 from assistant.core.states import State, Trigger, next_state
+from assistant.core.turn import Turn, TurnRecord
 from assistant.events import (
     AudioStopped,
     EndOfTurnVerdict,
@@ -68,7 +68,7 @@ class LoopSettings:
     drain_after_input_s: float = 120.0
 
 
-class Assistant:
+class Loop:
     """Owns the state, the listening window and the one turn task."""
 
     def __init__(
