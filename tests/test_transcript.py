@@ -18,6 +18,9 @@ JARVIS = [phrase_words("hey_jarvis_v0.1")]
         ("Hey, Jarvis. Turn it down.", "Turn it down."),
         ("Jarvis, what's the date?", "What's the date?"),
         ("Hey Jervis, set a timer.", "Set a timer."),  # Whisper spells the name loosely
+        ("Hey, Jeremy, turn the volume down!", "Turn the volume down!"),
+        ("Hey, Jardobus, how many ounces are in a pound?", "How many ounces are in a pound?"),
+        ("Hey, what's up?", "Hey, what's up?"),
         ("Okay. Hey Jarvis, stop.", "Stop."),  # other speech caught in the pre-roll
         ("What time is it?", "What time is it?"),
         ("Hey, what's up?", "Hey, what's up?"),  # "hey" alone is not the wake phrase

@@ -239,9 +239,10 @@ class Loop:
             assert endpointer.speech_started_at is not None
             self.bus.publish(SpeechStarted(self._listen_start + endpointer.speech_started_at))
             if endpointer.speech_started_at > BLOCK_S * 2:
-                # A pause after the wake word: keep 300 ms before the speech only.
+                # A pause after the wake word: keep 200 ms before the speech only (Silero marks the
+                # onset within a window or two; more would catch the wake word's tail: "This is ...").
                 listened = len(self._utterance) - self._preroll_blocks
-                keep = listened - int((endpointer.speech_started_at - 0.3) / BLOCK_S)
+                keep = listened - int((endpointer.speech_started_at - 0.2) / BLOCK_S)
                 self._utterance = self._utterance[-max(keep, 1) :]
                 self._preroll_blocks = 0
         elif event is None and endpointer.in_speech:

@@ -15,6 +15,7 @@ from difflib import SequenceMatcher
 
 _WORD = re.compile(r"[\w']+")
 SIMILAR = 0.6
+LOOSE = 0.3
 LOOK_AHEAD = 8  # words before the phrase that may be other speech caught in the pre-roll
 
 
@@ -24,8 +25,22 @@ def phrase_words(model_name: str) -> list[str]:
     return [word for word in re.split(r"[_\-\s]+", stem) if word and not word.isdigit()]
 
 
-def _similar(a: str, b: str) -> bool:
-    return SequenceMatcher(None, a, b).ratio() >= SIMILAR
+def _similar(a: str, b: str, least: float = SIMILAR) -> bool:
+    return SequenceMatcher(None, a, b).ratio() >= least
+
+
+def _matches(found: list[re.Match[str]], expected: list[str]) -> bool:
+    """Each word like the phrase's; after its exact first word ("hey") the name may be spelled far off,
+    as long as it starts with the same letter.
+
+    Whisper writes the name of a whole phrase loosely ("Hey, Jeremy,", "Hey Jardobus"), and a
+    request rarely starts with "hey" and a name.
+    """
+    heard = [m.group().lower() for m in found]
+    if len(expected) > 1 and heard[0] == expected[0]:
+        rest = zip(heard[1:], expected[1:], strict=True)
+        return all(h[:1] == w[:1] and _similar(h, w, LOOSE) for h, w in rest)
+    return all(_similar(h, w) for h, w in zip(heard, expected, strict=True))
 
 
 def _phrase_end(matches: list[re.Match[str]], words: list[str]) -> int:
@@ -36,9 +51,7 @@ def _phrase_end(matches: list[re.Match[str]], words: list[str]) -> int:
         for offset in range(len(words) if first == 0 else 1):
             expected = words[offset:]
             found = matches[first : first + len(expected)]
-            if len(found) == len(expected) and all(
-                _similar(m.group().lower(), w) for m, w in zip(found, expected, strict=True)
-            ):
+            if len(found) == len(expected) and _matches(found, expected):
                 return found[-1].end()
     return 0
 
