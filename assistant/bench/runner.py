@@ -189,13 +189,16 @@ def measure_idle(seconds: float, result: dict[str, Any]) -> Callable[[Runtime, P
 
 
 def stt_windows(stt: Any, audio: Any, runs: int) -> dict[str, Any]:
-    """Whisper on a 3 s utterance: the full 30 s window (audio_ctx=0) against the trimmed one."""
+    """Whisper on a 3 s utterance: the full 30 s window (audio_ctx=0) against one fitted to it."""
+    from assistant.engines.stt import audio_ctx_for
+
+    fitted = audio_ctx_for(len(audio), stt.min_audio_ctx, stt.margin_frames)
     stt.transcribe(audio, audio_ctx=0)
-    stt.transcribe(audio)
+    stt.transcribe(audio, audio_ctx=fitted)
     full: list[float] = []
     trimmed: list[float] = []
     for _ in range(runs):
-        for ctx, into in ((0, full), (None, trimmed)):
+        for ctx, into in ((0, full), (fitted, trimmed)):
             start = time.perf_counter()
             stt.transcribe(audio, audio_ctx=ctx)
             into.append((time.perf_counter() - start) * 1000)
