@@ -37,8 +37,11 @@ class Heard:
 
     @property
     def lost(self) -> bool:
-        """Woken, but no answer came (a transcription that hung, failed or was dropped)."""
-        return self.woke and not self.answered
+        """Woken, but the turn never finished with a transcript (a transcription that hung, failed or was dropped).
+
+        A turn that ends cleanly counts even when nothing is said back: "stop" and "mute" are answered in silence.
+        """
+        return self.woke and not (self.answered and not self.error)
 
 
 def match(placed: list[speechset.Placed], events: list[Event]) -> list[Heard]:
@@ -56,8 +59,7 @@ def match(placed: list[speechset.Placed], events: list[Event]) -> list[Heard]:
             into.transcript = getattr(event, "text", "")
         elif event.type == "turn":
             into.stt_ms = getattr(event, "stt_ms", None)
-        elif event.type == "audio_started" and into.transcript is not None:
-            into.answered = True
+            into.answered = into.answered or into.transcript is not None
         elif event.type == "error":
             into.error = f"{getattr(event, 'code', '?')}: {getattr(event, 'message', '')}"
     return heard
