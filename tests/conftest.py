@@ -21,6 +21,18 @@ def _models_dir() -> Path | None:
     return None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_state_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs that name no state_dir (the benchmark, one-shot commands) keep their timers out of ~/.local."""
+    previous = os.environ.get("STATE_DIRECTORY")
+    os.environ["STATE_DIRECTORY"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if previous is None:
+        os.environ.pop("STATE_DIRECTORY", None)
+    else:
+        os.environ["STATE_DIRECTORY"] = previous
+
+
 def missing(reason: str) -> None:
     """Skip a test that needs models or tools; in CI that is a failure instead."""
     if os.environ.get("CI"):

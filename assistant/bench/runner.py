@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import gc
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -91,9 +93,21 @@ def progress(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def scratch_state_dir() -> str:
+    """A state directory of the benchmark's own, removed at exit.
+
+    The timers, alarms and volume that the speech set's requests set must neither reach the
+    next phase nor the user's own device.
+    """
+    state = tempfile.mkdtemp(prefix="bench-state-")
+    atexit.register(shutil.rmtree, state, ignore_errors=True)
+    return state
+
+
 def make_config(args: argparse.Namespace, host: str, overrides: Sequence[str] = ()) -> Config:
     base: dict[str, Any] = {
         "models_dir": str(args.models),
+        "state_dir": scratch_state_dir(),
         "log_level": "warning",
         "wake": {"models": ["hey_jarvis"]},
         "stt": {"model": args.stt_model, "threads": args.stt_threads},

@@ -32,6 +32,7 @@ from typing import Any
 from assistant import config as config_module
 from assistant.app import build
 from assistant.bench.metrics import stats
+from assistant.bench.runner import scratch_state_dir
 from assistant.bench.turnset import Utterance, write_turnset
 from assistant.config import Config
 from assistant.engines.bundle import Engines, load_engines
@@ -114,6 +115,7 @@ async def run_turn_taking(
 def make_config(models: Path, host: str, overrides: Sequence[str]) -> Config:
     base: dict[str, Any] = {
         "models_dir": str(models),
+        "state_dir": scratch_state_dir(),
         "log_level": "warning",
         "wake": {"models": ["hey_jarvis"]},
         "stt": {"model": "whisper/ggml-tiny.en-real.bin", "threads": 2},
