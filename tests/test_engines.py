@@ -349,6 +349,10 @@ def test_whisper_keeps_stdout_clean_and_exits_cleanly(models_dir: Path) -> None:
 
 
 def tone_voice(models_dir: Path, **settings: Any) -> PiperTts:
+    """The tone stand-in: these tests are about the Piper adapter's plumbing (lengths, rates, files), not speech.
+
+    What the real voice says is tested by transcribing it back (test_cli, test_scenarios).
+    """
     return load_tts(TtsConfig(voice="fixtures/tone-voice.onnx", accelerator="cpu", **settings), models_dir)
 
 

@@ -48,7 +48,7 @@ def semantic_config(models_dir: Path, tmp: Path, host: str) -> config_module.Con
             "models_dir": str(models_dir),
             "state_dir": str(tmp / "state"),
             "stt": {"model": "whisper/ggml-tiny.en-real.bin", "threads": 1},
-            "tts": {"voice": "fixtures/tone-voice.onnx"},
+            "tts": {"voice": "fixtures/tone-voice.onnx"},  # plumbing only: this test is about when turns end
             "llm": {"model": "test-model", "host": host, "timeout_s": 10},
         }
     )
