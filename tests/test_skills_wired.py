@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from assistant.testing.ollama_server import OllamaTestServer
 from tests.conftest import concat, silence, sounds_like, speak
-from tests.ollama_server import OllamaTestServer
 from tests.test_scenarios import Run, run_assistant
 
 
