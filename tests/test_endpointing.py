@@ -77,6 +77,7 @@ def test_dynamic_endpointing_hints() -> None:
         ("What is the capital of, um", False),
         ("Tell me about the weather and", False),
         ("I want...", False),
+        ("Remind me too.", False),  # Whisper's spelling of a trailing "to"
         ("Paris", None),
         ("", None),
     ],

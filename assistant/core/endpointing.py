@@ -153,8 +153,10 @@ class Endpointer:
         return None
 
 
+# "too": how Whisper often writes a trailing "to" ("Remind me too.").
 _TRAILING = re.compile(
-    r"\b(and|or|but|so|because|um+|uh+|er+|erm|like|the|a|an|to|of|with|for|if|then|in|at|about|from|my|your)\W*$",
+    r"\b(and|or|but|so|because|um+|uh+|er+|erm|like|the|a|an|to|too|of|with|for|if|then|in|at|about|from|my|your)"
+    r"\W*$",
     re.IGNORECASE,
 )
 
