@@ -107,6 +107,32 @@ def test_removing_a_queued_job_gives_its_slot_back() -> None:
     assert drain(order) == ["a2"]
 
 
+def test_a_client_waiting_for_first_audio_goes_first_and_holds_the_others() -> None:
+    order: RoundRobin[str] = RoundRobin(priority=LOCAL)
+    for job in ("a1", "a2"):
+        order.push("a", job)
+    order.hurry("b", until=10.0)
+    assert order.holding(9.9) and not order.holding(10.0)
+    assert order.pop(1.0, hold=True) is None  # b asked for a reply and has nothing queued yet: a waits
+    order.push("b", "b1")
+    order.push(LOCAL, "m1")
+    assert [order.pop(1.0, hold=True) for _ in range(2)] == [(LOCAL, "m1"), ("b", "b1")]  # the microphone, then b
+    assert order.pop(1.0, hold=True) is None
+    assert order.pop(1.0) == ("a", "a1")  # a pool without the hold only reorders
+    assert order.pop(10.5, hold=True) == ("a", "a2")  # the hold has run out
+    order.push("a", "a3")
+    order.relax("b")
+    assert order.pop(1.0, hold=True) == ("a", "a3")
+
+
+def test_forgetting_a_hurried_client_ends_its_hold() -> None:
+    order: RoundRobin[str] = RoundRobin()
+    order.push("a", "a1")
+    order.hurry("b", until=10.0)
+    order.forget("b")
+    assert order.pop(1.0, hold=True) == ("a", "a1")
+
+
 # --- the worker thread ------------------------------------------------------------------
 
 
@@ -219,3 +245,28 @@ async def test_abortable_calls_through_a_lane(pool: FairExecutor) -> None:
     async with asyncio.timeout(WAIT_S):
         assert await run_abortable(lane, transcribe, "three") == "THREE"
     assert seen == [False]  # the cancelled call never started
+
+
+def test_a_held_pool_starts_the_others_work_when_first_audio_comes() -> None:
+    pool = FairExecutor("test-hold", hold=True)
+    try:
+        pool.hurry("b")
+        ran: list[str] = []
+        waiting = pool.lane("a").submit(recorder(ran), "a1")
+        mine = pool.lane("b").submit(recorder(ran), "b1")
+        assert mine.result(WAIT_S) == "b1"
+        assert not waiting.done()  # held while b has not spoken
+        pool.relax("b")
+        assert waiting.result(WAIT_S) == "a1"
+        assert [r.split("@")[0] for r in ran] == ["b1", "a1"]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def test_a_hold_runs_out_by_itself() -> None:
+    pool = FairExecutor("test-hold-out", hold=True)
+    try:
+        pool.hurry("b", hold_s=0.05)  # never relaxed: a stalled reply
+        assert pool.lane("a").submit(lambda: "a1").result(WAIT_S) == "a1"
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -9,6 +9,14 @@ waiting, in turn, and the priority client (the microphone: someone is
 standing at the device) before anyone else.  A client may have a bounded
 number of jobs pending; one more raises `TooManyPending`.
 
+A client may also be *waiting for first audio* (`hurry`): someone asked it a
+question and has heard nothing yet.  Its jobs go before everyone else's but
+the priority client's, and while it waits a pool made with `hold=True` starts
+no other client's job, so another session's batch of transcriptions does not
+take the cores from the synthesis that would end the wait.  The hold lasts
+until `relax`, or at most `HOLD_S`, so a stalled language model cannot keep
+the others waiting.
+
 `RoundRobin` is the pure order (no threads); `FairExecutor` runs its jobs one
 at a time on one thread and is a `concurrent.futures.Executor`, so
 `run_in_executor` and `core.work.run_abortable` work with it and with its
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -34,6 +43,9 @@ T = TypeVar("T")
 
 LOCAL = "local"
 """The client name of work submitted straight to a `FairExecutor` (the microphone loop): the priority client."""
+
+HOLD_S = 2.0
+"""The longest a client waiting for first audio holds back other clients' jobs (seconds)."""
 
 
 class TooManyPending(AssistantError):
@@ -71,6 +83,8 @@ class RoundRobin(Generic[J]):
         self._since: dict[Hashable, int] = {}
         """When each client's queue last became non-empty (breaks ties)."""
         self._count = 0
+        self._hurried: dict[Hashable, float] = {}
+        """Clients waiting for first audio, and when each one's hold on the others ends."""
 
     def pending(self, client: Hashable) -> int:
         """Jobs of `client` queued or running."""
@@ -92,12 +106,33 @@ class RoundRobin(Generic[J]):
         queue.append(job)
         self._pending[client] = pending + 1
 
-    def pop(self) -> tuple[Hashable, J] | None:
-        """The next job to run and its client: the priority client's, else the one served longest ago."""
+    def hurry(self, client: Hashable, until: float) -> None:
+        """`client` waits for first audio: its jobs go first, and hold others back until `until`."""
+        self._hurried[client] = until
+
+    def relax(self, client: Hashable) -> None:
+        """`client` has its first audio (or its response ended): back to its turn in the round."""
+        self._hurried.pop(client, None)
+
+    def holding(self, now: float) -> bool:
+        """Whether a client waiting for first audio holds the others back at time `now`."""
+        return any(until > now for until in self._hurried.values())
+
+    def pop(self, now: float | None = None, *, hold: bool = False) -> tuple[Hashable, J] | None:
+        """The next job to run and its client: the priority client's, a hurried one's, else served longest ago.
+
+        With `hold`, while a hurried client's hold lasts (at `now`) no other
+        client's job is handed out: None, though jobs are queued.
+        """
         if not self._queues:
             return None
+        hurried = [c for c in self._queues if c in self._hurried]
         if self.priority is not None and self.priority in self._queues:
             client = self.priority
+        elif hurried or (hold and now is not None and self.holding(now)):
+            if not hurried:
+                return None
+            client = min(hurried, key=lambda c: (self._served.get(c, 0), self._since[c]))
         else:
             client = min(self._queues, key=lambda c: (self._served.get(c, 0), self._since[c]))
         self._count += 1
@@ -106,6 +141,7 @@ class RoundRobin(Generic[J]):
 
     def forget(self, client: Hashable) -> None:
         """Drop what is remembered about a client that has gone (its queued jobs stay queued)."""
+        self._hurried.pop(client, None)
         if client not in self._queues:
             self._served.pop(client, None)
             self._since.pop(client, None)
@@ -164,14 +200,28 @@ class _Job:
 
 
 class FairExecutor(Executor):
-    """One worker thread that serves its clients' jobs round-robin (`LOCAL`, the default client, first)."""
+    """One worker thread that serves its clients' jobs round-robin (`LOCAL`, the default client, first).
 
-    def __init__(self, thread_name_prefix: str = "fair", *, priority: Hashable | None = LOCAL) -> None:
+    With `hold`, a client waiting for first audio (`hurry`) holds back the
+    other clients' jobs (see `RoundRobin.pop`); `clock` is the time source of
+    the hold (seconds, monotonic).
+    """
+
+    def __init__(
+        self,
+        thread_name_prefix: str = "fair",
+        *,
+        priority: Hashable | None = LOCAL,
+        hold: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=thread_name_prefix)
         self._lock = threading.Lock()
         self._order: RoundRobin[_Job] = RoundRobin(priority)
         self._busy = False
         self._closed = False
+        self._hold = hold
+        self._clock = clock
 
     def lane(self, client: Hashable, limit: int | None = None) -> Lane:
         """An Executor that submits as `client`, with at most `limit` jobs pending (None: no bound)."""
@@ -186,6 +236,22 @@ class FairExecutor(Executor):
         """A client has gone: drop its place in the order (see `RoundRobin.forget`)."""
         with self._lock:
             self._order.forget(client)
+        self._kick()
+
+    def hurry(self, client: Hashable, hold_s: float = HOLD_S) -> None:
+        """`client` waits for first audio: its jobs go first (and, with `hold`, alone) for up to `hold_s`."""
+        with self._lock:
+            self._order.hurry(client, self._clock() + hold_s)
+        if self._hold:
+            timer = threading.Timer(hold_s, self._kick)  # the hold ends by itself: start what it held back
+            timer.daemon = True
+            timer.start()
+
+    def relax(self, client: Hashable) -> None:
+        """`client` has its first audio or its response ended: held jobs may start."""
+        with self._lock:
+            self._order.relax(client)
+        self._kick()
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         """Queue `fn(*args, **kwargs)` as the priority client."""
@@ -222,11 +288,19 @@ class FairExecutor(Executor):
         with self._lock:
             self._order.remove(client, job)
 
+    def _kick(self) -> None:
+        """Start the worker if jobs are queued and it is idle (after a hold ends)."""
+        with self._lock:
+            start = not self._busy and not self._closed and self._order.queued() > 0
+            self._busy = self._busy or start
+        if start:
+            self._thread.submit(self._drain)
+
     def _drain(self) -> None:
-        """The worker thread's loop: run jobs in the scheduler's order until none is left."""
+        """The worker thread's loop: run jobs in the scheduler's order until none is left (or all are held)."""
         while True:
             with self._lock:
-                picked = self._order.pop()
+                picked = self._order.pop(self._clock(), hold=self._hold)
                 if picked is None:
                     self._busy = False
                     return

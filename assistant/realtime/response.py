@@ -262,4 +262,5 @@ class WireSink:
         item.add_segment(segment)
         if len(audio):
             self.run.session.spoke(self.run.voice)  # the voice is fixed once audio has been sent
+            self.run.session.shared.relax(self.run.session.id)  # first audio: other sessions' work may start
         return segment

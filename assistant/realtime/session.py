@@ -500,9 +500,11 @@ class RealtimeSession:
         return run
 
     async def _run(self, run: ResponseRun) -> None:
+        self.shared.hurry(self.id)  # someone waits for this reply: its work goes first until it speaks
         try:
             await run.run()
         finally:
+            self.shared.relax(self.id)
             if self.response is run:
                 self.response = None
 

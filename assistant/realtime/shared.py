@@ -5,7 +5,11 @@ thread: a `FairExecutor` each, or the one given by the caller when the
 microphone loop of `assistant run` shares the same engines.  Either way the
 worker serves its clients round-robin, the microphone first, and each
 session may have at most `server.max_pending_per_session` transcriptions
-pending, so one session that queues a lot cannot hold the others up.  Each
+pending, so one session that queues a lot cannot hold the others up.  A
+session that has asked for a reply and heard nothing yet goes first on both
+workers, and on the server's own transcription worker it holds other
+sessions' transcriptions back until its first audio (at most
+`core.fairness.HOLD_S`): they would take the cores from its synthesis.  Each
 session gets its own VAD (Silero is stateful); the language model is the
 shared one, and each response passes its own model, temperature and token
 limit with the request.  Voices are loaded by name on first use
@@ -57,7 +61,7 @@ class SessionEngines:
         if executor is None:
             # On its own the server keeps STT and TTS apart: one session's synthesis need not wait for
             # another's transcription.
-            self.stt_pool = FairExecutor("realtime-stt")
+            self.stt_pool = FairExecutor("realtime-stt", hold=True)
             self.tts_pool = FairExecutor("realtime-tts")
             self._owned = [self.stt_pool, self.tts_pool]
         else:
@@ -75,6 +79,16 @@ class SessionEngines:
         """A session has closed: the workers need not remember when they last served it."""
         self.stt_pool.forget(client)
         self.tts_pool.forget(client)
+
+    def hurry(self, client: str) -> None:
+        """`client` waits for a reply's first audio: its work goes first (see `core.fairness`)."""
+        for pool in {id(self.stt_pool): self.stt_pool, id(self.tts_pool): self.tts_pool}.values():
+            pool.hurry(client)
+
+    def relax(self, client: str) -> None:
+        """`client` has its first audio, or its response ended."""
+        for pool in {id(self.stt_pool): self.stt_pool, id(self.tts_pool): self.tts_pool}.values():
+            pool.relax(client)
 
     def start_transcription(self, client: str, audio: Audio) -> asyncio.Future[str]:
         """Queue 24 kHz audio for transcription as `client`; await the text.
