@@ -372,6 +372,40 @@ def test_piper_tone_voice_length_grows_with_text_and_speed(models_dir: Path) -> 
     assert voice.device == "cpu" and voice.health()[0].ok
 
 
+LONG_SENTENCE_PROBE = """
+import sys
+from pathlib import Path
+from assistant.config import TtsConfig
+from assistant.engines.tts import load_tts
+
+def rss_mb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS"))
+
+voice = load_tts(TtsConfig(voice="piper/en_US-joe-medium.onnx", accelerator="cpu"), Path(sys.argv[1]))
+voice.synthesize("The capital of France is Paris.")
+before = rss_mb()
+long = " ".join(["The capital of France is Paris, a city on the Seine with many old bridges"] * 4)
+for _ in range(2):
+    assert len(voice.synthesize(long)) > 0
+print(round(rss_mb() - before, 1))
+"""
+
+
+def test_a_long_sentence_does_not_keep_the_real_voice_large(models_dir: Path) -> None:
+    """Piper's memory after one long sentence: onnxruntime's CPU arena would keep ~0.5 GB more for good."""
+    done = subprocess.run(
+        [sys.executable, "-c", LONG_SENTENCE_PROBE, str(models_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    growth_mb = float(done.stdout.split()[-1])
+    assert growth_mb < 250, f"RSS grew {growth_mb} MB after a 300-character sentence"
+
+
 def test_piper_resamples_other_voice_rates_to_16k(models_dir: Path, tmp_path: Path) -> None:
     shutil.copy(models_dir / "fixtures" / "tone-voice.onnx", tmp_path / "v22.onnx")
     config = json.loads((models_dir / "fixtures" / "tone-voice.onnx.json").read_text())

@@ -63,6 +63,11 @@ class PiperTts:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # onnxruntime's CPU arena keeps the high-water mark of every input length for good:
+        # measured with this voice, one 600-character sentence took the process from 0.26 to
+        # 1.38 GB, never given back; without the arena it stays under 0.4 GB, at the same speed
+        # (short sentences 225-301 ms against 238-240 ms, 2 shared cores).
+        options.enable_cpu_mem_arena = False
         providers: list[Any] = [
             (name, CUDA_OPTIONS) if name == accel.CUDA else name for name in accel.onnx_providers(accelerator, "tts")
         ]
