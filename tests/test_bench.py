@@ -38,6 +38,7 @@ def bench(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
         "--stt-runs", "1",
         "--soak", "0.2",
         "--speech-count", "5",
+        "--turn-count", "1",
         "--stt-window", "full",
         "--reply", REPLY,
         "--models", str(models_dir),
@@ -195,3 +196,18 @@ def test_thinking_barge_in_was_measured(bench: dict[str, Any]) -> None:
     assert thinking["pairs"] == 1
     assert thinking["ordinary_ms"]["n"] == 1
     assert thinking["woke_while_thinking"] <= thinking["pairs"]
+
+
+def test_turn_taking_figures_for_each_mode(bench: dict[str, Any]) -> None:
+    taking = bench["json"]["turn_taking"]
+    assert set(taking) == {"silence_700ms", "smart_turn"}
+    for mode, figures in taking.items():
+        assert figures["complete_requests"] == figures["paused_requests"] == 1, mode
+        assert 0 <= figures["cut_off"] <= 1 and 0 <= figures["ended_in_pause"] <= 1, mode
+        assert figures["no_wake"] == 0, (mode, figures["rows"])
+        endpointing = figures["endpointing_ms"]
+        assert endpointing["n"] == 1 and endpointing["p50"] >= 0, mode
+        assert [row["paused"] for row in figures["rows"]] == [False, True], mode
+    # The fixed 700 ms silence waits at least its 700 ms of audio after the end of speech.
+    assert taking["silence_700ms"]["endpointing_ms"]["p50"] >= 700 - TOLERANCE_MS
+    assert "Turn taking" in bench["stdout"] and "smart_turn" in bench["stdout"]

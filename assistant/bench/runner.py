@@ -71,6 +71,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--speech-count", type=int, default=None, help="only the first N requests of the speech set")
     parser.add_argument("--speech-only", action="store_true", help="run the speech set alone (no latency phases)")
     parser.add_argument(
+        "--turn-count",
+        type=int,
+        default=None,
+        help="only the first N complete and N paused requests of the turn-taking set (0 skips it)",
+    )
+    parser.add_argument(
+        "--turn-only", action="store_true", help="run the turn-taking set alone (no speech set, no latency phases)"
+    )
+    parser.add_argument(
         "--stt-window",
         choices=["full", "fitted", "both"],
         default="both",
@@ -104,17 +113,32 @@ def scratch_state_dir() -> str:
     return state
 
 
-def make_config(args: argparse.Namespace, host: str, overrides: Sequence[str] = ()) -> Config:
+def bench_config(
+    models: Path,
+    host: str,
+    overrides: Sequence[str] = (),
+    *,
+    stt_model: str = "whisper/ggml-tiny.en-real.bin",
+    stt_threads: int = 2,
+    voice: str = "piper/en_US-joe-medium.onnx",
+) -> Config:
+    """The benchmark's config: the real models, the test server at `host`, a scratch state directory."""
     base: dict[str, Any] = {
-        "models_dir": str(args.models),
+        "models_dir": str(models),
         "state_dir": scratch_state_dir(),
         "log_level": "warning",
         "wake": {"models": ["hey_jarvis"]},
-        "stt": {"model": args.stt_model, "threads": args.stt_threads},
-        "tts": {"voice": args.voice},
+        "stt": {"model": stt_model, "threads": stt_threads},
+        "tts": {"voice": voice},
         "llm": {"model": "bench-model", "host": host, "timeout_s": 10},
     }
     return config_module.load(overrides=overrides, base=base)
+
+
+def make_config(args: argparse.Namespace, host: str, overrides: Sequence[str] = ()) -> Config:
+    return bench_config(
+        args.models, host, overrides, stt_model=args.stt_model, stt_threads=args.stt_threads, voice=args.voice
+    )
 
 
 @dataclass
@@ -309,6 +333,26 @@ async def speech_phase(bench: Bench, config: Config) -> dict[str, Any]:
     return out
 
 
+async def turn_taking_phase(bench: Bench) -> dict[str, Any]:
+    """The turn-taking set through `assistant run`, once per endpointing mode (`assistant.bench.turntaking`)."""
+    from assistant.bench import turntaking
+
+    progress("making the turn-taking set")
+    utterances = turntaking.pick(
+        turntaking.write_turnset(bench.folder / "turnset", piper=bench.engines.tts), bench.args.turn_count
+    )
+    saved_reply, bench.server.reply = bench.server.reply, turntaking.REPLY
+    out: dict[str, Any] = {}
+    try:
+        for mode in turntaking.DEFAULT_MODES:
+            progress(f"turn taking: {len(utterances)} requests, {mode}")
+            config = make_config(bench.args, bench.server.url, turntaking.MODES[mode])
+            out[mode] = await turntaking.run_turn_taking(config, utterances, bench.engines, bench.folder)
+    finally:
+        bench.server.reply = saved_reply
+    return out
+
+
 async def thinking_phase(bench: Bench, config: Config, pairs: int) -> dict[str, Any]:
     """A wake word while the last request is still thinking: the new request's latency against an ordinary one."""
     saved = bench.server.reply, bench.server.ttft_ms
@@ -351,8 +395,12 @@ async def run_bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         results["settings"] = report.settings(args, config, plan, reply_s, load_s)
 
         # 0. The speech set: how the assistant hears real requests, on each Whisper window.
-        results["speech_set"] = await speech_phase(bench, config)
-        if args.speech_only:
+        if not args.turn_only:
+            results["speech_set"] = await speech_phase(bench, config)
+        # 0b. The turn-taking set: the fixed silence against the end-of-turn model.
+        if not args.speech_only and args.turn_count != 0:
+            results["turn_taking"] = await turn_taking_phase(bench)
+        if args.speech_only or args.turn_only:
             await engines.llm.aclose()
             return results
 
@@ -439,9 +487,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
     results["bench_wall_s"] = round(time.perf_counter() - started, 1)
-    if not args.speech_only:
+    if not (args.speech_only or args.turn_only):
         print(report.render(results))
-    print(speech.render(results["speech_set"]))
+    if "speech_set" in results:
+        print(speech.render(results["speech_set"]))
+    if "turn_taking" in results:
+        from assistant.bench import turntaking
+
+        print(turntaking.render(results["turn_taking"]))
     if args.json is not None:
         report.write_json(results, args.json)
         progress(f"wrote {args.json}")

@@ -29,10 +29,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from assistant import config as config_module
 from assistant.app import build
 from assistant.bench.metrics import stats
-from assistant.bench.runner import scratch_state_dir
+from assistant.bench.runner import bench_config
 from assistant.bench.turnset import Utterance, write_turnset
 from assistant.config import Config
 from assistant.engines.bundle import Engines, load_engines
@@ -44,6 +43,16 @@ MODES: dict[str, tuple[str, ...]] = {
     "smart_turn": ("turn.mode=smart_turn",),
     "smart_turn_model_only": ("turn.mode=smart_turn", "turn.transcript_check=false"),
 }
+DEFAULT_MODES = ("silence_700ms", "smart_turn")
+REPLY = "Sure, here is the answer you asked for."
+__all__ = ["DEFAULT_MODES", "MODES", "REPLY", "pick", "render", "run_turn_taking", "write_turnset"]
+
+
+def pick(utterances: Sequence[Utterance], count: int | None) -> list[Utterance]:
+    """The first `count` complete and `count` paused utterances (None: all)."""
+    if count is None:
+        return list(utterances)
+    return [u for u in utterances if not u.paused][:count] + [u for u in utterances if u.paused][:count]
 
 
 def _words(text: str) -> list[str]:
@@ -112,29 +121,37 @@ async def run_turn_taking(
     }
 
 
+def render(results: dict[str, Any]) -> str:
+    """The turn-taking figures per mode, as scripts/bench prints them."""
+    lines = ["", "Turn taking (the turn-taking set through `assistant run`, real models)"]
+
+    def ms(figure: dict[str, Any] | None, q: str) -> str:
+        value = (figure or {}).get(q)
+        return "-" if value is None else f"{value:.0f}"
+
+    header = f"  {'mode':<24}{'endpointing p50/p95':>22}{'cut_off':>10}{'in pause':>10}{'first audio p50/p95':>22}"
+    lines.append(header)
+    for mode, f in results.items():
+        endpointing = f"{ms(f['endpointing_ms'], 'p50')}/{ms(f['endpointing_ms'], 'p95')}"
+        first = f"{ms(f['end_of_speech_to_first_audio_ms'], 'p50')}/{ms(f['end_of_speech_to_first_audio_ms'], 'p95')}"
+        cut = f"{f['cut_off']}/{f['paused_requests']}"
+        in_pause = f"{f['ended_in_pause']}/{f['paused_requests']}"
+        lines.append(f"  {mode:<24}{endpointing:>22}{cut:>10}{in_pause:>10}{first:>22}")
+    lines.append("  goals: endpointing p50 <= 250 ms (complete requests); cut_off 0; first audio p50 <= 800 ms")
+    return "\n".join(lines)
+
+
 def make_config(models: Path, host: str, overrides: Sequence[str]) -> Config:
-    base: dict[str, Any] = {
-        "models_dir": str(models),
-        "state_dir": scratch_state_dir(),
-        "log_level": "warning",
-        "wake": {"models": ["hey_jarvis"]},
-        "stt": {"model": "whisper/ggml-tiny.en-real.bin", "threads": 2},
-        "tts": {"voice": "piper/en_US-joe-medium.onnx"},
-        "llm": {"model": "bench-model", "host": host, "timeout_s": 10},
-    }
-    return config_module.load(overrides=overrides, base=base)
+    return bench_config(models, host, overrides)
 
 
 async def main_async(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     from assistant.testing.ollama_server import OllamaTestServer  # the Ollama test server the benchmark uses
 
-    reply = "Sure, here is the answer you asked for."
-    with OllamaTestServer(models=["bench-model"], reply=reply, ttft_ms=150, tokens_per_s=40) as server:
+    with OllamaTestServer(models=["bench-model"], reply=REPLY, ttft_ms=150, tokens_per_s=40) as server:
         config = make_config(args.models, server.url, [*args.set])
         engines = load_engines(config)
-        utterances = write_turnset(folder / "set", piper=engines.tts)
-        if args.limit:
-            utterances = utterances[: args.limit // 2] + [u for u in utterances if u.paused][: args.limit // 2]
+        utterances = pick(write_turnset(folder / "set", piper=engines.tts), args.limit // 2 or None)
         results: dict[str, Any] = {}
         for mode in args.modes:
             print(f"[turntaking] {mode}: {len(utterances)} utterances", file=sys.stderr, flush=True)
@@ -157,8 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="turntaking-") as tmp:
             results = asyncio.run(main_async(args, Path(tmp)))
-    summary = {mode: {k: v for k, v in figures.items() if k != "rows"} for mode, figures in results.items()}
-    print(json.dumps(summary, indent=1))
+    print(render(results))
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
     return 0
