@@ -270,3 +270,67 @@ def test_a_hold_runs_out_by_itself() -> None:
         assert pool.lane("a").submit(lambda: "a1").result(WAIT_S) == "a1"
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Pass:
+    """An abortable job like a transcription: it checks its flag between passes and stops when it is set."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.attempts = 0
+        self.started = threading.Event()
+
+    def __call__(self, *, cancel: threading.Event) -> str:
+        self.attempts += 1
+        self.started.set()
+        if cancel.wait(WAIT_S if self.attempts == 1 else 0.0):  # the first attempt runs until told to stop
+            raise SpeechToTextCancelled("abandoned")
+        return f"{self.name} after {self.attempts} attempts"
+
+
+@pytest.mark.parametrize("outrank", ["microphone", "hurried"])
+def test_a_running_transcription_gives_way_and_runs_again(outrank: str) -> None:
+    pool = FairExecutor("test-preempt", hold=True)
+    try:
+        batch = Pass("batch")
+        first, _ = pool.lane("flood").submit_abortable(batch)
+        assert batch.started.wait(WAIT_S)
+        ran: list[str] = []
+        if outrank == "microphone":
+            urgent = pool.submit(recorder(ran), "m1")  # the microphone preempts any session's transcription
+        else:
+            urgent = pool.lane("b").submit(recorder(ran), "b1")
+            pool.hurry("b")  # b now waits for first audio: the flood's transcription gives way
+        assert urgent.result(WAIT_S) in {"m1", "b1"}
+        if outrank == "hurried":
+            pool.relax("b")
+        assert first.result(WAIT_S) == "batch after 2 attempts"  # queued again at the front and finished
+        assert pool.pending("flood") == 0
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def test_a_client_of_the_same_rank_does_not_preempt(pool: FairExecutor) -> None:
+    batch = Pass("batch")
+    first, stop_first = pool.lane("flood").submit_abortable(batch)
+    assert batch.started.wait(WAIT_S)
+    later = pool.lane("b").submit(lambda: "b1")
+    _, abort = pool.lane("c").submit_abortable(Pass("c"))
+    abort()  # an aborted job never preempts anyone either: it only stops itself
+    assert not first.done() and not later.done() and batch.attempts == 1
+    stop_first()
+    with pytest.raises(SpeechToTextCancelled):
+        first.result(WAIT_S)  # aborted by its caller: not run again
+    assert later.result(WAIT_S) == "b1" and batch.attempts == 1
+
+
+async def test_aborting_a_preemptible_call_stops_it(pool: FairExecutor) -> None:
+    """start_abortable on a fair lane: cancelling the awaiting task sets the job's own flag."""
+    batch = Pass("batch")
+    waiter = asyncio.ensure_future(start_abortable(pool.lane("a"), batch))
+    assert await asyncio.to_thread(batch.started.wait, WAIT_S)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert await asyncio.to_thread(lambda: pool.lane("z").submit(lambda: "next").result(WAIT_S)) == "next"
+    assert batch.attempts == 1

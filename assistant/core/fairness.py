@@ -17,6 +17,14 @@ take the cores from the synthesis that would end the wait.  The hold lasts
 until `relax`, or at most `HOLD_S`, so a stalled language model cannot keep
 the others waiting.
 
+A job submitted with `submit_abortable` (a transcription: whisper.cpp checks
+a cancel flag between its passes) is *preempted* when a job that goes before
+it arrives: the priority client's, or a hurried client's while a client that
+is not hurried runs.  Its flag is set, and once it stops it goes back to the
+front of its client's queue, to run again from the start in its turn.  So a
+batch transcription delays a waiting session by at most the pass in flight,
+not by the whole transcription.
+
 `RoundRobin` is the pure order (no threads); `FairExecutor` runs its jobs one
 at a time on one thread and is a `concurrent.futures.Executor`, so
 `run_in_executor` and `core.work.run_abortable` work with it and with its
@@ -114,6 +122,22 @@ class RoundRobin(Generic[J]):
         """`client` has its first audio (or its response ended): back to its turn in the round."""
         self._hurried.pop(client, None)
 
+    def rank(self, client: Hashable) -> int:
+        """0 for the priority client, 1 for a hurried one, 2 for the rest."""
+        return 0 if client == self.priority else 1 if client in self._hurried else 2
+
+    def goes_before(self, running: Hashable) -> bool:
+        """Whether a queued job's client ranks above `running`'s (so the running job should give way)."""
+        return any(self.rank(client) < self.rank(running) for client in self._queues)
+
+    def requeue(self, client: Hashable, job: J) -> None:
+        """Put a job handed out by `pop` back at the front of its client's queue (it stays pending)."""
+        queue = self._queues.setdefault(client, deque())
+        if not queue:
+            self._count += 1
+            self._since[client] = self._count
+        queue.appendleft(job)
+
     def holding(self, now: float) -> bool:
         """Whether a client waiting for first audio holds the others back at time `now`."""
         return any(until > now for until in self._hurried.values())
@@ -187,16 +211,43 @@ class _Job:
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     kwargs: dict[str, Any] = field(default_factory=dict)
+    abortable: bool = False
+    """Called with ``cancel=`` a flag it checks; it may then be preempted and run again."""
+    stop: threading.Event | None = None
+    """The flag of the attempt in progress (abortable jobs)."""
+    aborted: bool = False
+    """The caller gave up on it: every attempt starts with its flag set."""
+    preempted: bool = False
+    """The attempt in progress was asked to give way to a job that goes first."""
+    started: bool = False
 
-    def run(self) -> None:
-        if not self.future.set_running_or_notify_cancel():
-            return
+    def abort(self) -> None:
+        """The caller has given up (its awaiting task was cancelled)."""
+        self.aborted = True
+        if self.stop is not None:
+            self.stop.set()
+
+    def preempt(self) -> None:
+        self.preempted = True
+        if self.stop is not None:
+            self.stop.set()
+
+    def attempt(self) -> bool:
+        """Run the job once; False when it stopped for a preemption and must be queued again."""
+        if not self.started:
+            self.started = True
+            if not self.future.set_running_or_notify_cancel():
+                return True
+        kwargs = {**self.kwargs, "cancel": self.stop} if self.abortable else self.kwargs
         try:
-            result = self.fn(*self.args, **self.kwargs)
+            result = self.fn(*self.args, **kwargs)
         except BaseException as exc:  # handed to whoever awaits the future, as ThreadPoolExecutor does
+            if self.preempted and not self.aborted:
+                return False
             self.future.set_exception(exc)
         else:
             self.future.set_result(result)
+        return True
 
 
 class FairExecutor(Executor):
@@ -216,12 +267,14 @@ class FairExecutor(Executor):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=thread_name_prefix)
+        self._name = thread_name_prefix
         self._lock = threading.Lock()
         self._order: RoundRobin[_Job] = RoundRobin(priority)
         self._busy = False
         self._closed = False
         self._hold = hold
         self._clock = clock
+        self._running: tuple[Hashable, _Job] | None = None
 
     def lane(self, client: Hashable, limit: int | None = None) -> Lane:
         """An Executor that submits as `client`, with at most `limit` jobs pending (None: no bound)."""
@@ -242,6 +295,7 @@ class FairExecutor(Executor):
         """`client` waits for first audio: its jobs go first (and, with `hold`, alone) for up to `hold_s`."""
         with self._lock:
             self._order.hurry(client, self._clock() + hold_s)
+            self._preempt_if_outranked()
         if self._hold:
             timer = threading.Timer(hold_s, self._kick)  # the hold ends by itself: start what it held back
             timer.daemon = True
@@ -257,23 +311,38 @@ class FairExecutor(Executor):
         """Queue `fn(*args, **kwargs)` as the priority client."""
         return self.submit_as(LOCAL, None, fn, *args, **kwargs)
 
+    def submit_abortable(self, fn: Callable[..., T], /, *args: Any) -> tuple[Future[T], Callable[[], None]]:
+        """Queue `fn(*args, cancel=flag)` as the priority client; the future and the call that aborts it."""
+        return self.submit_abortable_as(LOCAL, None, fn, *args)
+
+    def submit_abortable_as(
+        self, client: Hashable, limit: int | None, fn: Callable[..., T], /, *args: Any
+    ) -> tuple[Future[T], Callable[[], None]]:
+        """Queue `fn(*args, cancel=flag)` for `client`: it can be preempted (see the module docstring)."""
+        job = self._queue(client, limit, _Job(Future(), fn, args, abortable=True))
+        return job.future, job.abort
+
     def submit_as(
         self, client: Hashable, limit: int | None, fn: Callable[..., T], /, *args: Any, **kwargs: Any
     ) -> Future[T]:
         """Queue a job for `client`; TooManyPending (raised here, at once) past `limit`."""
-        future: Future[T] = Future()
-        job = _Job(future, fn, args, kwargs)
+        future: Future[T] = self._queue(client, limit, _Job(Future(), fn, args, kwargs)).future
+        return future
+
+    def _queue(self, client: Hashable, limit: int | None, job: _Job) -> _Job:
+        future = job.future
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot schedule new work after shutdown")
             self._order.push(client, job, limit)
+            self._preempt_if_outranked()
             start = not self._busy
             self._busy = True
         # A job cancelled while it waits gives its place (and its pending slot) back at once.
         future.add_done_callback(lambda done: self._withdraw(client, job) if done.cancelled() else None)
         if start:
             self._thread.submit(self._drain)
-        return future
+        return job
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop taking work; `cancel_futures` cancels what has not started."""
@@ -287,6 +356,15 @@ class FairExecutor(Executor):
     def _withdraw(self, client: Hashable, job: _Job) -> None:
         with self._lock:
             self._order.remove(client, job)
+
+    def _preempt_if_outranked(self) -> None:
+        """(Under the lock.) Ask the running job to give way if a queued job goes before it."""
+        if self._running is None:
+            return
+        client, job = self._running
+        if job.abortable and not job.preempted and self._order.goes_before(client):
+            logger.debug("%s: preempting %s's job for one that goes first", self._name, client)
+            job.preempt()
 
     def _kick(self) -> None:
         """Start the worker if jobs are queued and it is idle (after a hold ends)."""
@@ -304,12 +382,23 @@ class FairExecutor(Executor):
                 if picked is None:
                     self._busy = False
                     return
-            client, job = picked
+                client, job = picked
+                if job.abortable:
+                    job.preempted = False
+                    job.stop = threading.Event()
+                    if job.aborted:
+                        job.stop.set()
+                self._running = picked
+            done = True
             try:
-                job.run()
+                done = job.attempt()
             finally:
                 with self._lock:
-                    self._order.finished(client)
+                    self._running = None
+                    if done:
+                        self._order.finished(client)
+                    else:
+                        self._order.requeue(client, job)
 
 
 class Lane(Executor):
@@ -323,6 +412,10 @@ class Lane(Executor):
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         """Queue a job for this client; TooManyPending past its limit."""
         return self.pool.submit_as(self.client, self.limit, fn, *args, **kwargs)
+
+    def submit_abortable(self, fn: Callable[..., T], /, *args: Any) -> tuple[Future[T], Callable[[], None]]:
+        """Queue `fn(*args, cancel=flag)` for this client (preemptible); the future and its abort call."""
+        return self.pool.submit_abortable_as(self.client, self.limit, fn, *args)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """A lane owns no thread: shutting the pool down is its owner's job."""

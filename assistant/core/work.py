@@ -30,7 +30,12 @@ def start_abortable(executor: Executor, fn: Callable[..., T], *args: Any) -> asy
     changed anything.  Cancelling the future (or the task awaiting it) sets
     the event, as with `run_abortable`.
     """
-    cancel = threading.Event()
-    future = asyncio.wrap_future(executor.submit(partial(fn, *args, cancel=cancel)))
-    future.add_done_callback(lambda done: cancel.set() if done.cancelled() else None)
+    submit = getattr(executor, "submit_abortable", None)
+    if submit is not None:  # a fair executor owns the flag (it may also preempt the call, and rerun it)
+        inner, abort = submit(fn, *args)
+    else:
+        cancel = threading.Event()
+        inner, abort = executor.submit(partial(fn, *args, cancel=cancel)), cancel.set
+    future = asyncio.wrap_future(inner)
+    future.add_done_callback(lambda done: abort() if done.cancelled() else None)
     return future
