@@ -32,7 +32,7 @@ import pytest
 from assistant import config as config_module
 from assistant.core.ports import Health
 from assistant.engines.llm_chain import llm_health
-from assistant.engines.ollama_setup import INSTALL_COMMAND, is_loopback, offer_pull, pull
+from assistant.engines.ollama_setup import INSTALL_COMMAND, PullFailed, is_loopback, offer_pull, pull
 from assistant.testing.ollama_server import Behaviour, OllamaTestServer
 from tests.conftest import ROOT
 
@@ -210,9 +210,8 @@ def test_a_model_ollama_does_not_have_fails_with_its_error(library: OllamaTestSe
 
 def test_a_pull_that_breaks_off_is_a_failure_and_no_model(library: OllamaTestServer) -> None:
     library.script(Behaviour(path="/api/pull", stream_error="max retries exceeded: connection reset by peer"))
-    with pytest.raises(Exception, match="max retries exceeded") as raised:
+    with pytest.raises(PullFailed, match="could not pull test-model: max retries exceeded"):
         pull(library.url, MODEL, progress=False)
-    assert type(raised.value).__name__ == "PullFailed"
     assert not library.has_model(MODEL)
     assert library.requests_to("/api/pull")[0].outcome == "stream_error"
 
@@ -387,3 +386,9 @@ def test_the_test_server_pulls_as_ollama_does_with_and_without_streaming(library
     assert [p.status for p in parts[-3:]] == ["verifying sha256 digest", "writing manifest", "success"]
     assert f"{MODEL}:latest" in [m.model for m in client.list().models], "a pulled model is listed"
     assert client.pull(MODEL).status == "success", "pulling it again: already there, still success"
+
+
+def test_pulling_from_a_host_where_nothing_answers_names_the_fix(no_ollama: Path) -> None:
+    with pytest.raises(PullFailed, match="nothing answers, and Ollama is not installed here") as raised:
+        pull(refused_url(), MODEL, progress=False)
+    assert INSTALL_COMMAND in str(raised.value)

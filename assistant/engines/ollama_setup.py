@@ -140,7 +140,10 @@ def pull(host: str, model: str, *, progress: bool = True, out: IO[str] | None = 
     except ollama.ResponseError as exc:
         raise PullFailed(f"Ollama at {host} could not pull {model}: {exc.error}") from exc
     except (httpx.HTTPError, ConnectionError) as exc:
-        raise PullFailed(f"pulling {model} from {host} failed: {exc}") from exc
+        if status:  # it had started: the connection broke off
+            raise PullFailed(f"pulling {model} from {host} broke off ({status}): {exc}") from exc
+        why, fix = server_advice(host, "llm_unreachable")
+        raise PullFailed(f"Ollama at {host}: {why}; fix: {fix}") from exc
     finally:
         _close(meters, outcome)
 
