@@ -133,6 +133,7 @@ def build(
                 config.llm.model,
                 config.conversation.apology,
                 not_heard=config.conversation.not_heard,
+                llm_unavailable=config.conversation.llm_unavailable,
                 first_chunk_min_chars=config.tts.first_chunk_min_chars,
                 wake_phrases=[phrase_words(Path(name).stem) for name in config.wake.models],
             ),

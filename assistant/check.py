@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from assistant.config import Config
 from assistant.core.errors import AssistantError
-from assistant.core.ports import Checked, Health, LanguageModel
+from assistant.core.ports import Checked, Health
 
 E = TypeVar("E", bound=Checked)
 
@@ -57,7 +57,7 @@ def audio_rows(config: Config) -> list[Health]:
 
 def collect(config: Config) -> list[Health]:
     """Load each engine as `assistant run` would and gather their health rows."""
-    from assistant.engines.llm_chain import build_llm
+    from assistant.engines.llm_chain import llm_health
     from assistant.engines.smart_turn import load_turn
     from assistant.engines.stt import load_stt
     from assistant.engines.tts import load_tts
@@ -78,15 +78,8 @@ def collect(config: Config) -> list[Health]:
         rows += _load("end of turn", lambda: load_turn(config.turn, models))[1]
     else:
         rows.append(Health("end of turn", True, f"off (turn.mode: silence, {config.vad.silence_ms} ms of silence)"))
-    rows += asyncio.run(_llm_rows(build_llm(config.llm, timeout_s=min(config.llm.timeout_s, 5.0))))
+    rows += asyncio.run(llm_health(config.llm))
     return rows
-
-
-async def _llm_rows(llm: LanguageModel) -> list[Health]:
-    try:
-        return await llm.health()
-    finally:
-        await llm.aclose()
 
 
 def audio_selftest(config: Config, wake_sample: Path | None = None) -> list[Health]:

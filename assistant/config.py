@@ -162,6 +162,10 @@ class ConversationConfig(Section):
     forget_after_s: float = Field(default=300.0, ge=0.0)
     apology: str = "Sorry, I couldn't get an answer just now."
     not_heard: str = "Sorry, I didn't catch that."
+    llm_unavailable: str = (
+        "General questions need the LLM server, and it isn't available right now. "
+        "I can still do the time, timers, alarms and volume."
+    )
     wake_chime: bool = False
 
 

@@ -71,6 +71,29 @@ class _Notices:
             task.cancel()
 
 
+async def _report_llm(config: Config) -> None:
+    """Say once at start whether the LLM answers and, when it does not, what to fix; runs beside the loop."""
+    from assistant.engines.llm_chain import llm_health
+
+    try:
+        rows = await llm_health(config.llm)
+    except Exception as exc:  # a report must not stop the assistant
+        logger.warning("could not check the LLM server: %s", exc)
+        return
+    answering = rows[-1]
+    if answering.ok:
+        logger.info("llm: %s", answering.detail)
+        return
+    failing = next((row for row in rows if not row.ok and row.fix), answering)
+    logger.warning(
+        "general questions need the LLM server, which is not ready: %s %s; "
+        "the device's own intents (time, timers, alarms, volume) answer without it. fix: %s",
+        failing.part,
+        failing.detail,
+        failing.fix,
+    )
+
+
 async def _watchdog(notifier: SystemdNotifier, interval: float) -> None:
     """Ping from the event loop itself: a stuck loop stops the pings and gets restarted."""
     while True:
@@ -152,6 +175,7 @@ async def _serve(runtime: Runtime, config: Config, notifier: SystemdNotifier) ->
             )
         )
     logger.info("ready: listening for %s", ", ".join(config.wake.models))
+    tasks.append(asyncio.create_task(_report_llm(config), name="llm-report"))
     notifier.ready()
     notifier.status("state: idle")
     try:

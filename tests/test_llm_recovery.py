@@ -8,6 +8,7 @@ follows its `--events` file as it is written and acts on what it sees.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -27,6 +28,7 @@ REAL = ("stt.model=whisper/ggml-tiny.en-real.bin", "tts.voice=piper/en_US-joe-me
 PRIMARY_REPLY = "Paris is the capital of France. It sits on the river Seine."
 FALLBACK_REPLY = "The capital is Paris."
 APOLOGY = "Sorry, I couldn't get an answer just now."
+NOTICE = config_module.ConversationConfig().llm_unavailable
 
 OnEvent = Callable[[dict[str, Any]], None]
 
@@ -104,8 +106,10 @@ def test_ollama_killed_mid_answer_then_refusing_then_back(test_config: Path, thr
     assert "Traceback" not in stderr
     assert [e["code"] for e in of(events, "error")] == ["llm_stream_cut", "llm_unreachable"]
     assert len(of(events, "transcript")) == 3
-    first, second, third = (of(events, "sentence")[i]["text"] for i in (0, 1, 2))
-    assert first.startswith("Paris") and second == APOLOGY and third == APOLOGY, "cut, then refused"
+    starts = [i for i, e in enumerate(events) if e["type"] == "transcript"]
+    said = [" ".join(s["text"] for s in of(events[a:b], "sentence")) for a, b in itertools.pairwise(starts)]
+    assert said[0].startswith("Paris") and said[0].endswith(APOLOGY), "cut: what arrived, then the apology"
+    assert said[1] == NOTICE, "refused after it had answered: the outage is told about (once)"
     last_turn = after(events, "transcript", 2)
     assert [s["text"] for s in of(last_turn, "sentence")] == [
         "Paris is the capital of France.",

@@ -213,7 +213,7 @@ def test_ollama_down_apologises_and_keeps_working(test_config: Path, speech: dic
     assert run.returncode == 0, run.stderr
     errors = run.of("error")
     assert [e["code"] for e in errors] == ["llm_unreachable", "llm_unreachable"]
-    assert len(run.of("audio_started")) == 2, "the apology is spoken each time"
+    assert len(run.of("audio_started")) == 2, "an answer is spoken each time (the notice, then the apology)"
     started = run.of("audio_started")[0]["t"]
     assert run.rms(started, started + 0.5) > 0.05
     assert run.states()[-1] == "idle"

@@ -1,9 +1,10 @@
-"""One turn with fake engines: a failed transcription is spoken as an apology."""
+"""One turn with fake engines: a failed transcription is spoken as an apology; an absent LLM is told once."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,11 +13,11 @@ import pytest
 
 from assistant.audio.clock import SampleClock
 from assistant.audio.wav import WavSpeaker
-from assistant.core.errors import SpeechToTextFailed
+from assistant.core.errors import LlmModelMissing, LlmTimeout, LlmUnreachable, SpeechToTextFailed
 from assistant.core.history import History
 from assistant.core.ports import BLOCK_SAMPLES, Audio
 from assistant.core.turn import Turn, TurnRecord, TurnSettings
-from assistant.events import Event, EventBus
+from assistant.events import Event, EventBus, LlmHostUp
 
 
 class BrokenStt:
@@ -82,3 +83,114 @@ def test_failed_transcription_is_an_error_and_an_apology(tmp_path: Path) -> None
     assert seen[3]["interrupted"] is False
     assert record.first_audio_at is not None
     assert record.heard(None) == "", "the apology is not part of the conversation"
+
+
+NOTICE = "General questions need the LLM server."
+
+
+class OutageLlm:
+    """Each request takes the next outcome: a reply's text, or an error raised before any of it."""
+
+    def __init__(self, outcomes: list[str | Exception]) -> None:
+        self.outcomes = outcomes
+
+    async def warm(self, messages: object) -> None:
+        return None
+
+    async def stream(self, messages: object) -> AsyncIterator[str]:
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        yield outcome
+
+
+def test_the_llm_missing_is_told_once_per_outage(tmp_path: Path) -> None:
+    """The notice the first time a question finds no LLM; the apology after; again only once it was back."""
+    events: list[Event] = []
+    bus = EventBus()
+    bus.subscribe(events.append)
+    clock = SampleClock()
+    refused = LlmUnreachable("cannot reach Ollama at http://127.0.0.1:9")
+    llm = OutageLlm(
+        [
+            refused,
+            LlmModelMissing("no model 'm'"),  # the same outage: the server came up without the model
+            refused,
+            "Paris.",  # answers again
+            refused,  # gone again: a new outage
+            LlmTimeout("no first piece within 5 s"),  # slow, not absent: the apology
+            refused,  # back (a background check found a host), gone again
+            refused,
+        ]
+    )
+
+    async def scenario() -> list[str]:
+        said: list[str] = []
+        with ThreadPoolExecutor(1) as pool:
+            turn = Turn(
+                stt=BrokenStt(),
+                llm=llm,  # type: ignore[arg-type]
+                tts=ToneTts(),  # type: ignore[arg-type]
+                speaker=WavSpeaker(tmp_path / "out.wav", clock),
+                clock=clock,
+                bus=bus,
+                history=History("sys", max_turns=4, forget_after_s=0),
+                settings=TurnSettings("m", "Sorry.", llm_unavailable=NOTICE),
+                executor=pool,
+            )
+            ticker = asyncio.create_task(tick(clock))
+            for index in range(8):
+                if index == 6:
+                    bus.publish(LlmHostUp(clock.now(), "http://127.0.0.1:9", "m", True))
+                record = TurnRecord(speech_end=clock.now(), endpoint_at=clock.now(), transcript="What is it?")
+                before = len(events)
+                await turn.respond(record)
+                said.append(" ".join(e.to_dict()["text"] for e in events[before:] if e.type == "sentence"))
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        return said
+
+    said = asyncio.run(scenario())
+    assert said == [NOTICE, "Sorry.", "Sorry.", "Paris.", NOTICE, "Sorry.", NOTICE, "Sorry."]
+    codes = [e.to_dict()["code"] for e in events if e.type == "error"]
+    assert codes == [
+        "llm_unreachable",
+        "llm_model_missing",
+        "llm_unreachable",
+        "llm_unreachable",
+        "llm_timeout",
+        "llm_unreachable",
+        "llm_unreachable",
+    ], "every failure is still an error event"
+
+
+def test_no_notice_configured_is_the_apology_every_time(tmp_path: Path) -> None:
+    clock = SampleClock()
+    bus = EventBus()
+    events: list[Event] = []
+    bus.subscribe(events.append)
+    llm = OutageLlm([LlmUnreachable("refused"), LlmUnreachable("refused")])
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            turn = Turn(
+                stt=BrokenStt(),
+                llm=llm,  # type: ignore[arg-type]
+                tts=ToneTts(),  # type: ignore[arg-type]
+                speaker=WavSpeaker(tmp_path / "out.wav", clock),
+                clock=clock,
+                bus=bus,
+                history=History("sys", max_turns=4, forget_after_s=0),
+                settings=TurnSettings("m", "Sorry.", llm_unavailable=""),
+                executor=pool,
+            )
+            ticker = asyncio.create_task(tick(clock))
+            for _ in range(2):
+                await turn.respond(TurnRecord(speech_end=clock.now(), endpoint_at=clock.now(), transcript="Hi?"))
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+
+    asyncio.run(scenario())
+    assert [e.to_dict()["text"] for e in events if e.type == "sentence"] == ["Sorry.", "Sorry."]

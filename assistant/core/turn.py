@@ -32,9 +32,11 @@ from assistant.events import (
     AudioStarted,
     AudioStopped,
     Error,
+    Event,
     EventBus,
     LlmDone,
     LlmFirstToken,
+    LlmHostUp,
     LlmRequest,
     Sentence,
     Transcript,
@@ -42,6 +44,9 @@ from assistant.events import (
 )
 
 logger = logging.getLogger(__name__)
+
+LLM_ABSENT = frozenset({"llm_unreachable", "llm_model_missing"})
+"""Failures that say the LLM is not there (nothing answers, or the model is not pulled), not that one reply broke."""
 
 
 @dataclass
@@ -69,6 +74,8 @@ class TurnSettings:
     llm_model: str
     apology: str
     not_heard: str = "Sorry, I didn't catch that."
+    llm_unavailable: str = ""
+    """Said instead of the apology the first time in an outage that the LLM is not there (`LLM_ABSENT`)."""
     first_chunk_min_chars: int = 24
     wake_phrases: list[list[str]] = field(default_factory=list)
 
@@ -96,6 +103,13 @@ class Turn:
         self.executor = executor
         self.on_reply_started: Callable[[], None] = lambda: None
         self.perf = perf
+        self.told_llm_absent = False
+        """This outage's notice was said; later questions get the apology until the LLM answers again."""
+        bus.subscribe(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, LlmFirstToken | LlmHostUp):  # the LLM answered, or a host is back
+            self.told_llm_absent = False  # so a later outage is told about again
 
     async def warm_llm(self, now: float) -> None:
         """Send the prompt's prefix ahead of the request (the wake word just fired)."""
@@ -140,13 +154,21 @@ class Turn:
         record.failed = True
         logger.warning("turn failed (%s): %s", error.code, error)
         self.bus.publish(Error(self.clock.now(), error.code, str(error)))
-        heard_nothing = isinstance(error, NothingHeard | SpeechToTextFailed)
-        text = self.settings.not_heard if heard_nothing else self.settings.apology
+        text = self._failure_text(error)
         sink = sink or SpeakerSink(self, record)
         sink.keeps_cut = False  # an apology cut short is not part of the conversation
         if text:
             await say(text, synthesize=self._synthesize, sink=sink, hooks=self._hooks())
         await sink.close()
+
+    def _failure_text(self, error: TurnError) -> str:
+        if isinstance(error, NothingHeard | SpeechToTextFailed):
+            return self.settings.not_heard
+        if error.code in LLM_ABSENT and self.settings.llm_unavailable and not self.told_llm_absent:
+            self.told_llm_absent = True
+            logger.info("the LLM is not there (%s): saying so once; the device's own intents still answer", error.code)
+            return self.settings.llm_unavailable
+        return self.settings.apology
 
     async def respond(self, record: TurnRecord) -> None:
         """Stream the reply to the speaker; a failed LLM is spoken as an apology after what arrived."""

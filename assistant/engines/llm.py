@@ -255,14 +255,17 @@ class OllamaLanguageModel:
 
     async def health(self) -> list[Health]:
         """Rows for ``assistant check``: the server answers, and has the model."""
-        server_fix = f"start Ollama (`systemctl start ollama` or `ollama serve`), or set llm.host (now {self.host})"
+        from assistant.engines.ollama_setup import server_advice
+
         model_fix = f"ollama pull {self.model}"
         try:
             version = await self._version()
         except Exception as exc:  # check reports every failure as a row
             error = self._map_error(exc, pieces=0)
+            why, server_fix = server_advice(self.host, error.code)
+            reason = str(error).removeprefix(f"cannot reach Ollama at {self.host}: ")
             return [
-                Health("llm.server", False, f"{self.host}: {error}", server_fix),
+                Health("llm.server", False, f"{self.host}: {why} ({reason})", server_fix),
                 Health("llm.model", False, f"{self.model}: not checked, server unreachable", model_fix),
             ]
         rows = [Health("llm.server", True, f"Ollama {version} at {self.host}")]

@@ -35,7 +35,7 @@ from assistant.core.ports import Health, LlmOptions, Message
 from assistant.engines.llm import OllamaLanguageModel
 from assistant.events import Event, LlmFallback, LlmHostDown, LlmHostUp
 
-__all__ = ["LlmChain", "build_llm"]
+__all__ = ["LlmChain", "build_llm", "llm_health"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,15 @@ def build_llm(config: LlmConfig, *, timeout_s: float | None = None) -> LlmChain:
             )
         )
     return LlmChain(hosts, recheck_s=config.recheck_s)
+
+
+async def llm_health(config: LlmConfig, *, timeout_s: float = 5.0) -> list[Health]:
+    """The rows `assistant check` shows for `config`'s hosts, each wait at most `timeout_s`."""
+    llm = build_llm(config, timeout_s=min(config.timeout_s, timeout_s))
+    try:
+        return await llm.health()
+    finally:
+        await llm.aclose()
 
 
 @dataclass
@@ -151,7 +160,8 @@ class LlmChain:
             try:
                 await host.try_warm(messages, host_options)
             except TurnError as exc:
-                level = logging.DEBUG if exc.code == "llm_timeout" else logging.WARNING
+                known = self.is_down(index, model)  # said once, when it was marked down: not on every wake word
+                level = logging.DEBUG if exc.code == "llm_timeout" or known else logging.WARNING
                 logger.log(level, "llm warm-up of %s %s failed (%s): %s", host.host, model, exc.code, exc)
                 if exc.code == "llm_timeout":
                     return  # slow, not gone: a cold model load can take longer than a warm-up waits
@@ -175,7 +185,14 @@ class LlmChain:
         if answering is not None:
             rows.append(Health("llm.answering", True, answering))
         else:
-            rows.append(Health("llm.answering", False, "no LLM host answers", "start Ollama on one of the hosts"))
+            rows.append(
+                Health(
+                    "llm.answering",
+                    False,
+                    "no LLM host answers: general questions get an apology, the device's own intents still answer",
+                    "see llm.server above" if len(self.hosts) == 1 else "start Ollama on one of the hosts (see above)",
+                )
+            )
         return rows
 
     async def aclose(self) -> None:

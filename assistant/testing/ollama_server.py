@@ -5,7 +5,12 @@ shapes and error wording: ``GET /``, ``GET /api/version``, ``GET /api/tags``,
 ``POST /api/show``, ``GET /api/ps``, ``POST /api/chat`` and
 ``POST /api/generate`` (NDJSON streaming by default over chunked transfer
 encoding, one JSON object with ``"stream": false``; an empty ``messages`` /
-``prompt`` is the load-the-model request and answers ``done_reason: "load"``).
+``prompt`` is the load-the-model request and answers ``done_reason: "load"``),
+and ``POST /api/pull``, which "downloads" a model of the server's `library`
+(only the progress numbers travel) as Ollama streams a pull: ``pulling
+manifest``, ``pulling <digest>`` lines with ``total`` and ``completed`` per
+layer, ``verifying sha256 digest``, ``writing manifest``, ``success``; a name
+the library lacks gets Ollama's ``pull model manifest: file does not exist``.
 
 Replies are streamed as word-ish tokens (``"Hello"``, ``","``, ``" world"``)
 after a configurable time-to-first-token and at a configurable token rate.
@@ -81,7 +86,8 @@ class Behaviour:
 
     By default a behaviour applies to the next ``/api/chat`` or
     ``/api/generate`` request that is not a load request; set `path` to aim
-    it at another endpoint (only `status`, `error` and `hang` apply there).
+    it at another endpoint (only `status`, `error` and `hang` apply there,
+    and on ``/api/pull`` `stream_error`, sent halfway through the model's layer).
     """
 
     reply: str | None = None
@@ -246,6 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
             ("POST", "/api/show"),
             ("POST", "/api/chat"),
             ("POST", "/api/generate"),
+            ("POST", "/api/pull"),
         }
         if (method, path) not in routes:
             self._send_text(rec, 404, "404 page not found")
@@ -274,6 +281,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(rec, 400, {"error": "request body must be a JSON object"}, outcome="error")
         elif path == "/api/show":
             self._show(rec)
+        elif path == "/api/pull":
+            self._pull(rec, behaviour)
         else:
             self._generate(rec, behaviour)
 
@@ -318,6 +327,59 @@ class _Handler(BaseHTTPRequestHandler):
                 "modified_at": entry["modified_at"],
             },
         )
+
+    def _pull(self, rec: RecordedRequest, behaviour: Behaviour | None) -> None:
+        """Ollama's PullHandler: progress lines (or one answer with ``"stream": false``), then the model is there."""
+        owner = self.server.owner
+        name = rec.body.get("model") or rec.body.get("name") or ""
+        if not isinstance(name, str) or not name.strip():
+            self._send_json(rec, 400, {"error": "invalid model name"}, outcome="error")
+            return
+        stream = rec.body.get("stream") is not False
+        lines: list[dict[str, Any]] = [{"status": "pulling manifest"}]
+        error: str | None = None
+        layers = owner._layers(name)
+        if layers is None:
+            error = "pull model manifest: file does not exist"
+        else:
+            for index, (digest, total) in enumerate(layers):
+                status = f"pulling {digest[7:19]}"
+                steps = owner.pull_steps if index == 0 else 1
+                lines.append({"status": status, "digest": digest, "total": total})  # completed 0: omitted
+                for step in range(1, steps + 1):
+                    if index == 0 and behaviour is not None and behaviour.stream_error and step > steps // 2:
+                        error = behaviour.stream_error
+                        break
+                    done = total * step // steps
+                    lines.append({"status": status, "digest": digest, "total": total, "completed": done})
+                if error is not None:
+                    break
+            else:
+                lines += [{"status": "verifying sha256 digest"}, {"status": "writing manifest"}, {"status": "success"}]
+        interval = owner.pull_ms / 1000.0
+        start = rec.received_at
+        if not stream:
+            if not self._pause(start + interval * len(lines), rec):
+                return
+            if error is None:
+                owner._add_model(name)
+                self._send_json(rec, 200, lines[-1])
+            else:
+                self._send_json(rec, 500, {"error": error}, outcome="error")
+            return
+        self._start_stream()
+        for i, line in enumerate(lines):
+            if not self._pause(start + interval * i, rec):
+                return
+            rec.tokens_sent += 1
+            self._write_chunk(_dumps(line) + "\n")
+        if error is not None:
+            owner._finish(rec, "stream_error")
+            self._write_chunk(_dumps({"error": error}) + "\n")
+        else:
+            owner._add_model(name)
+            owner._finish(rec, "done")
+        self._end_stream()
 
     def _generate(self, rec: RecordedRequest, behaviour: Behaviour | None) -> None:
         owner = self.server.owner
@@ -561,8 +623,16 @@ class OllamaTestServer:
         load_ms: float = 0.0,
         port: int = 0,
         host: str = "127.0.0.1",
+        library: Iterable[str] = (),
+        pull_size: int = 1_321_098_329,
+        pull_steps: int = 8,
+        pull_ms: float = 0.0,
     ) -> None:
         self.models: list[str] = [normalise_model(m) for m in models]
+        self.library: list[str] = [normalise_model(m) for m in library]
+        """Models ``/api/pull`` can fetch (besides those already in `models`)."""
+        self.pull_size, self.pull_steps, self.pull_ms = pull_size, max(1, pull_steps), pull_ms
+        """The model layer's size in bytes, its progress lines, and the time each pull line takes."""
         self.reply = reply
         self.ttft_ms = ttft_ms
         self.tokens_per_s = tokens_per_s
@@ -753,6 +823,19 @@ class OllamaTestServer:
                 if behaviour.matches(path):
                     return self._behaviours.pop(i)
         return None
+
+    def _layers(self, name: str) -> list[tuple[str, int]] | None:
+        """A model's layers as (digest, size), as its manifest lists them; None when there is no such model."""
+        key = normalise_model(name)
+        if key not in self.library and key not in self.models:
+            return None
+        sizes = (("model", self.pull_size), ("template", 1_429), ("license", 7_711), ("params", 485))
+        return [("sha256:" + hashlib.sha256(f"{key}/{part}".encode()).hexdigest(), size) for part, size in sizes]
+
+    def _add_model(self, name: str) -> None:
+        with self._cond:
+            if normalise_model(name) not in self.models:
+                self.models.append(normalise_model(name))
 
     def _touch_model(self, name: str, *, unload: bool) -> None:
         with self._cond:
