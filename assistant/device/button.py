@@ -13,7 +13,6 @@ import contextlib
 import glob
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 from assistant.config import ButtonConfig
 from assistant.events import Event, Muted
+from assistant.files import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -47,18 +47,7 @@ class MuteState:
     def save(self, muted: bool) -> None:
         """Write the flag (temporary file, fsync, rename): a power cut leaves the old or the new one."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".muted.", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as file:
-                    file.write("1\n" if muted else "0\n")
-                    file.flush()
-                    os.fsync(file.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            write_atomically(self.path, "1\n" if muted else "0\n")
         except OSError as exc:
             logger.warning("cannot save the mute flag to %s (%s): it will not survive a restart", self.path, exc)
 

@@ -7,13 +7,13 @@ aside with a log line, and the device starts without timers.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from assistant.files import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -67,19 +67,7 @@ class StateFile:
     def save(self, data: dict[str, Any]) -> bool:
         """Write `data` (temporary file, fsync, rename); False (and a log line) when it cannot."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(data, handle, indent=1, sort_keys=True)
-                    handle.write("\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            write_atomically(self.path, json.dumps(data, indent=1, sort_keys=True) + "\n")
         except OSError as exc:
             logger.warning("skills: cannot save %s (%s): timers will not survive a restart", self.path, exc)
             return False
