@@ -79,6 +79,8 @@ class Runtime:
     speaker: Speaker
     compute_pool: FairExecutor
     """The one worker thread for STT and TTS, shared with the realtime server (the microphone's work first)."""
+    skills: Skills | None = None
+    """The device's own skills (None when `skills.enabled` is false)."""
 
 
 @contextmanager
@@ -138,6 +140,7 @@ def build(
                 wake_phrases=[phrase_words(Path(name).stem) for name in config.wake.models],
             ),
             executor=compute_pool,
+            tools=skills if config.llm.tools else None,
         )
         assistant = Loop(
             mic=mic,
@@ -162,7 +165,7 @@ def build(
         )
         if isinstance(mic, WavMicrophone):
             mic.busy = lambda: assistant.busy
-        yield Runtime(assistant, bus, clock, engines, mic, speaker, compute_pool)
+        yield Runtime(assistant, bus, clock, engines, mic, speaker, compute_pool, skills)
 
 
 def build_skills(config: Config, now: float) -> Skills | None:

@@ -130,6 +130,7 @@ class LlmConfig(Section):
     fallbacks: tuple[LlmFallbackConfig, ...] = ()
     recheck_s: float = Field(default=10.0, gt=0.0, le=3600.0)
     warm_on_wake: bool = True
+    tools: bool = True
 
 
 class TtsConfig(Section):

@@ -83,6 +83,16 @@ class LlmDone(Event):
 
 
 @dataclass(frozen=True)
+class ToolCalled(Event):
+    """The LLM called one of the device's functions; `result` is what went back to it."""
+
+    type: ClassVar[str] = "tool_call"
+    name: str
+    arguments: dict[str, Any]
+    result: str
+
+
+@dataclass(frozen=True)
 class LlmHostDown(Event):
     """An LLM host failed and is skipped until a background check finds it back."""
 

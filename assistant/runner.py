@@ -171,7 +171,15 @@ async def _serve(runtime: Runtime, config: Config, notifier: SystemdNotifier) ->
 
         tasks.append(
             asyncio.create_task(
-                serve(config, runtime.engines, executor=runtime.compute_pool, metrics=metrics), name="realtime"
+                serve(
+                    config,
+                    runtime.engines,
+                    executor=runtime.compute_pool,
+                    metrics=metrics,
+                    tools=runtime.skills,
+                    clock=runtime.clock.now,
+                ),
+                name="realtime",
             )
         )
     logger.info("ready: listening for %s", ", ".join(config.wake.models))

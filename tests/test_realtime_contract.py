@@ -75,14 +75,34 @@ def test_the_contract_check_catches_mismatches() -> None:
 
 REFUSED: list[tuple[dict[str, Any], str, str]] = [
     (
-        {"type": "session.update", "session": {"tools": [{"type": "function", "name": "f"}]}},
+        {"type": "session.update", "session": {"tools": [{"type": "mcp", "server_label": "deepwiki"}]}},
         "unsupported_parameter",
-        "session.tools",
+        "session.tools[0].type",
     ),
     (
-        {"type": "session.update", "session": {"tool_choice": "required"}},
+        {"type": "session.update", "session": {"tool_choice": {"type": "mcp", "server_label": "deepwiki"}}},
         "unsupported_parameter",
         "session.tool_choice",
+    ),
+    (
+        {"type": "session.update", "session": {"tool_choice": {"type": "function", "name": "nowhere"}}},
+        "invalid_value",
+        "session.tool_choice",
+    ),
+    (
+        {"type": "session.update", "session": {"tools": [{"type": "function", "name": "f", "strict": True}]}},
+        "unknown_parameter",
+        "session.tools[0].strict",
+    ),
+    (
+        {"type": "session.update", "session": {"tools": [{"type": "function", "name": "no spaces"}]}},
+        "invalid_value",
+        "session.tools[0].name",
+    ),
+    (
+        {"type": "session.update", "session": {"tools": [{"name": "f", "parameters": {"type": "string"}}]}},
+        "invalid_value",
+        "session.tools[0].parameters.type",
     ),
     (
         {"type": "session.update", "session": {"audio": {"output": {"voice": "nova"}}}},
@@ -129,14 +149,30 @@ REFUSED: list[tuple[dict[str, Any], str, str]] = [
     ({"type": "session.update", "session": {"colour": "blue"}}, "unknown_parameter", "session.colour"),
     ({"type": "session.update", "session": {}, "extra": 1}, "unknown_parameter", "extra"),
     (
-        {"type": "response.create", "response": {"tools": [{"type": "function", "name": "f"}]}},
+        {"type": "response.create", "response": {"tools": [{"type": "mcp", "server_label": "deepwiki"}]}},
         "unsupported_parameter",
-        "response.tools",
+        "response.tools[0].type",
     ),
     (
-        {"type": "response.create", "response": {"tool_choice": "required"}},
-        "unsupported_parameter",
+        {"type": "response.create", "response": {"tool_choice": "sometimes"}},
+        "invalid_value",
         "response.tool_choice",
+    ),
+    (
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "function_call_output", "call_id": "call_nowhere", "output": "{}"},
+        },
+        "invalid_value",
+        "item.call_id",
+    ),
+    (
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "function_call", "name": "f", "call_id": "call_1", "arguments": "not json"},
+        },
+        "invalid_value",
+        "item.arguments",
     ),
     (
         {"type": "response.create", "response": {"audio": {"output": {"voice": "onyx"}}}},

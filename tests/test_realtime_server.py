@@ -180,9 +180,14 @@ BAD_EVENTS: list[tuple[str | bytes, str, str | None]] = [
         "item.role",
     ),
     (
-        json.dumps({"type": "conversation.item.create", "item": {"type": "function_call"}}),
+        json.dumps({"type": "conversation.item.create", "item": {"type": "image"}}),
         "unsupported_item_type",
         "item.type",
+    ),
+    (
+        json.dumps({"type": "conversation.item.create", "item": {"type": "function_call"}}),
+        "missing_required_parameter",
+        "item.name",
     ),
     (
         json.dumps({"type": "conversation.item.truncate", "item_id": "nope", "audio_end_ms": 5}),

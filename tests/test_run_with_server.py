@@ -77,5 +77,7 @@ def test_run_serves_the_realtime_api_beside_the_microphone(test_config: Path, tm
             process.send_signal(signal.SIGTERM)
             _, stderr = process.communicate(timeout=30)
     assert "response.output_audio.delta" in seen and seen[-1] == "response.done"
+    (asked,) = [r.body for r in ollama.requests_to("/api/chat") if r.body.get("messages")]
+    assert "start_timer" in [t["function"]["name"] for t in asked["tools"]], "the device's functions, offered"
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr

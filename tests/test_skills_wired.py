@@ -2,7 +2,9 @@
 
 Answers the device gives itself reach no LLM; a timer rings on the audio
 clock, is heard in the output and stops on "stop" said alone; a timer set
-before a restart is announced after it. Times are audio times from the events.
+before a restart is announced after it; a phrasing the device's intents do not
+know reaches the same timers through the LLM's tool call. Times are audio
+times from the events.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from assistant.testing.ollama_server import OllamaTestServer
+from assistant.testing.ollama_server import Behaviour, OllamaTestServer
 from tests.conftest import concat, silence, sounds_like, speak
 from tests.test_scenarios import Run, run_assistant
 
@@ -111,3 +113,42 @@ def test_a_timer_survives_a_restart(test_config: Path, ollama: Any, tmp_path: Pa
     assert two.rms(rings[0]["t"], rings[0]["t"] + 1.0) > 0.02, "announced aloud"
     assert rings[0]["text"] in spoken_after(two, rings[0]["t"])
     assert two.of("wake") == [] and chats(ollama) == []
+
+
+def test_a_free_phrasing_sets_a_timer_through_the_llms_tool_call(
+    test_config: Path, ollama: Any, tmp_path: Path
+) -> None:
+    # No intent of the device's says "needs ten more seconds": the LLM gets it, with the device's tools.
+    ollama.script(
+        Behaviour(tool_calls=[{"name": "start_timer", "arguments": {"duration_s": 10, "name": "pasta"}}]),
+        Behaviour(reply="I will tell you when the pasta is done."),
+    )
+    wav = concat(
+        tmp_path / "in.wav",
+        speak("hey jarvis, the pasta needs ten more seconds", tmp_path / "ask.wav", voice="en", speed=140),
+        silence(tmp_path / "s14.wav", 14),
+    )
+    run = run_assistant(
+        test_config, wav, tmp_path, f"llm.host={ollama.url}", "llm.warm_on_wake=false", "skills.ring_timeout_s=0"
+    )
+    assert run.returncode == 0, run.stderr
+    transcripts = run.of("transcript")
+    assert sounds_like(transcripts[0]["text"], "the pasta needs ten more seconds"), transcripts
+    asked, answered = chats(ollama)
+    assert "start_timer" in [tool["function"]["name"] for tool in asked["tools"]]
+    result = {"role": "tool", "content": "Pasta timer set for 10 seconds.", "tool_name": "start_timer"}
+    assert answered["messages"][-1] == result, "the tool's result went back to the LLM"
+    (called,) = run.of("tool_call")
+    assert (called["name"], called["arguments"], called["result"]) == (
+        "start_timer",
+        {"duration_s": 10, "name": "pasta"},
+        result["content"],
+    )
+    assert spoken_after(run, 0)[0] == "I will tell you when the pasta is done.", run.of("sentence")
+    assert run.of("llm_done")[0]["text"] == "I will tell you when the pasta is done."
+    (ring,) = run.of("ringing")
+    assert ring["kind"] == "timer" and ring["text"] == "Your pasta timer is done."
+    assert ring["t"] - called["t"] == pytest.approx(10.0, abs=0.2), "the timer the tool set rang on the audio clock"
+    assert run.rms(ring["t"], ring["t"] + 1.0) > 0.02, "the ring is in the output"
+    assert "Your pasta timer is done." in spoken_after(run, ring["t"])
+    assert (tmp_path / "state" / "skills.json").exists()

@@ -9,9 +9,9 @@ the same core with fakes.  All audio inside the core is mono float32 in
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -27,11 +27,27 @@ Audio = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
-class Message:
-    """One chat message as the LLM sees it."""
+class ToolCall:
+    """The LLM asks for one function: its name and arguments (as the model wrote them)."""
 
-    role: Literal["system", "user", "assistant"]
+    name: str
+    arguments: dict[str, Any]
+    id: str = ""
+    """The call's id where there is one (the realtime wire's ``call_id``)."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message as the LLM sees it.
+
+    An assistant message may carry the `tool_calls` it made; a ``tool`` message is
+    one call's result, `tool_name` naming the function.
+    """
+
+    role: Literal["system", "user", "assistant", "tool"]
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,12 @@ class LlmOptions:
     max_tokens: int | None = None
     on_usage: Callable[[TokenUsage], None] | None = None
     """Told the token counts once the reply is complete (from Ollama's final chunk)."""
+    tools: Sequence[Mapping[str, Any]] = ()
+    """Functions the model may call: ``{"type": "function", "function": {name, description, parameters}}``
+    (the shape Ollama and OpenAI share)."""
+    call_tool: Callable[[ToolCall], Awaitable[str | None]] | None = None
+    """Runs one call and returns its result for the model; None: the call was handed on (a realtime
+    client's own function), and the reply ends after this round. Unset: calls are not run."""
 
 
 class LanguageModel(Protocol):
@@ -253,6 +275,18 @@ class Ring(Protocol):
     @property
     def late(self) -> bool:
         """It fell due while the device was off."""
+        ...
+
+
+class DeviceTools(Protocol):
+    """The device's functions offered to the LLM (`assistant.skills.Skills` meets this)."""
+
+    def tools(self) -> Sequence[Mapping[str, Any]]:
+        """The function definitions (none when the skills are off)."""
+        ...
+
+    def call_tool(self, name: str, arguments: Any, now: float) -> str:
+        """Run one call at audio time `now`; bad arguments come back as an ``error: ...`` text, never raise."""
         ...
 
 

@@ -20,10 +20,13 @@ from assistant.core.ports import (
     SAMPLE_RATE,
     Audio,
     Clock,
+    DeviceTools,
     LanguageModel,
+    LlmOptions,
     Speaker,
     SpeechToText,
     TextToSpeech,
+    ToolCall,
 )
 from assistant.core.reply import Hooks, Reply, Segment, heard_text, say, speak
 from assistant.core.transcript import only_fillers, strip_wake_phrase
@@ -39,6 +42,7 @@ from assistant.events import (
     LlmHostUp,
     LlmRequest,
     Sentence,
+    ToolCalled,
     Transcript,
     TurnLatency,
 )
@@ -95,12 +99,15 @@ class Turn:
         history: History,
         settings: TurnSettings,
         executor: Executor,
+        tools: DeviceTools | None = None,
         perf: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.stt, self.llm, self.tts = stt, llm, tts
         self.speaker, self.clock, self.bus = speaker, clock, bus
         self.history, self.settings = history, settings
         self.executor = executor
+        self.tools = tools
+        """The device's functions offered to the LLM (None: it gets none)."""
         self.on_reply_started: Callable[[], None] = lambda: None
         self.perf = perf
         self.told_llm_absent = False
@@ -113,7 +120,20 @@ class Turn:
 
     async def warm_llm(self, now: float) -> None:
         """Send the prompt's prefix ahead of the request (the wake word just fired)."""
-        await self.llm.warm(self.history.messages(None, now))
+        await self.llm.warm(self.history.messages(None, now), self.llm_options())
+
+    def llm_options(self) -> LlmOptions | None:
+        """The device's tools for the request, run through the same skills a spoken request reaches."""
+        if self.tools is None:
+            return None
+        tools = self.tools.tools()
+        return LlmOptions(tools=tools, call_tool=self._call_tool) if tools else None
+
+    async def _call_tool(self, call: ToolCall) -> str:
+        assert self.tools is not None
+        result = self.tools.call_tool(call.name, call.arguments, self.clock.now())
+        self.bus.publish(ToolCalled(self.clock.now(), call.name, call.arguments, result))
+        return result
 
     async def speculate(self, audio: Audio) -> str:
         """A transcript of the request so far (during a pause), on the same worker; cancellable."""
@@ -181,7 +201,7 @@ class Turn:
         hooks.llm_done = lambda text: self.bus.publish(LlmDone(self.clock.now(), text))
         try:
             await speak(
-                self.llm.stream(messages),
+                self.llm.stream(messages, self.llm_options()),
                 synthesize=self._synthesize,
                 sink=sink,
                 first_chunk_min_chars=self.settings.first_chunk_min_chars,

@@ -21,6 +21,13 @@ Every failure leaves as one of the `TurnError` subclasses in
 Cancellation is never swallowed, and closing the `stream` generator (break
 out of it inside `contextlib.aclosing`, or cancel its task) closes the HTTP
 response at once, which tells Ollama to stop generating.
+
+Tool calling: `LlmOptions.tools` go out as Ollama's ``tools``; the calls a
+reply makes (``message.tool_calls``, in a chunk before the done chunk) are run
+through `LlmOptions.call_tool` once the reply is done, their results go back as
+``tool`` messages, and the model is asked again, for at most `MAX_TOOL_ROUNDS`
+rounds.  A model Ollama says does not support tools is asked again without
+them, and is not sent them again.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -46,9 +54,9 @@ from assistant.core.errors import (
     LlmUnreachable,
     TurnError,
 )
-from assistant.core.ports import Health, LlmOptions, Message, TokenUsage
+from assistant.core.ports import Health, LlmOptions, Message, TokenUsage, ToolCall
 
-__all__ = ["DEFAULT_HOST", "OllamaLanguageModel", "TokenUsage", "normalise_host"]
+__all__ = ["DEFAULT_HOST", "MAX_TOOL_ROUNDS", "OllamaLanguageModel", "TokenUsage", "normalise_host"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +64,9 @@ DEFAULT_HOST = "http://127.0.0.1:11434"
 _DEFAULT_PORT = 11434
 
 KeepAlive = str | int | float
+
+MAX_TOOL_ROUNDS = 4
+"""Rounds of tool results one reply may send back; a model still calling tools after them fails the reply."""
 
 
 def normalise_host(host: str) -> str:
@@ -77,6 +88,24 @@ def _model_key(name: str) -> str:
     """Ollama's default tag: ``llama3.2`` names ``llama3.2:latest``."""
     last = name.rsplit("/", 1)[-1]
     return name if ":" in last else f"{name}:latest"
+
+
+class _ToolsRefused(Exception):
+    """Ollama answered HTTP 400 "... does not support tools" for the model."""
+
+
+def _refuses_tools(exc: BaseException) -> bool:
+    return isinstance(exc, ollama.ResponseError) and exc.status_code == 400 and "does not support tools" in exc.error
+
+
+@dataclass
+class _Round:
+    """One request of a reply: its text, the tool calls it made, its final chunk."""
+
+    text: str = ""
+    pieces: int = 0
+    calls: list[ToolCall] = field(default_factory=list)
+    done: ollama.ChatResponse | None = None
 
 
 class OllamaLanguageModel:
@@ -115,6 +144,8 @@ class OllamaLanguageModel:
         self.connect_timeout_s = min(connect_timeout_s or timeout_s, timeout_s)
         self.warm_timeout_s = warm_timeout_s if warm_timeout_s is not None else max(timeout_s, 120.0)
         self._client: ollama.AsyncClient | None = None
+        self._no_tools: set[str] = set()
+        """Models Ollama said do not support tools: they are asked without them."""
 
     def __repr__(self) -> str:
         return f"OllamaLanguageModel(host={self.host!r}, model={self.model!r})"
@@ -159,13 +190,63 @@ class OllamaLanguageModel:
     # --- LanguageModel ------------------------------------------------------------
 
     async def stream(self, messages: Sequence[Message], options: LlmOptions | None = None) -> AsyncGenerator[str, None]:
-        """Yield the reply to `messages` piece by piece; raise `TurnError` subclasses."""
-        wire = _to_wire(messages)
+        """Yield the reply to `messages` piece by piece, running its tool calls; raise `TurnError` subclasses."""
+        wire: list[dict[str, Any]] = _to_wire(messages)
         model, ollama_options = self._request(options)
-        client = self._get_client()
+        call_tool = options.call_tool if options is not None else None
         started = time.monotonic()
-        pieces = 0
-        logger.debug("llm request: host=%s model=%s messages=%d", self.host, model, len(wire))
+        counts = [0, 0]
+        rounds = 0
+        while True:
+            tools = self._tools(model, options)
+            reply = _Round()
+            try:
+                async for text in self._chat(model, wire, ollama_options, tools, reply):
+                    if reply.pieces == 1 and rounds == 0:
+                        logger.debug("llm first piece after %.0f ms", (time.monotonic() - started) * 1000)
+                    yield text
+            except _ToolsRefused:
+                self._refuse_tools(model)
+                continue
+            done = reply.done
+            assert done is not None
+            counts[0] += done.prompt_eval_count or 0
+            counts[1] += done.eval_count or 0
+            logger.debug(
+                "llm done: reason=%s pieces=%d calls=%d eval_count=%s in %.0f ms",
+                done.done_reason,
+                reply.pieces,
+                len(reply.calls),
+                done.eval_count,
+                (time.monotonic() - started) * 1000,
+            )
+            if reply.calls and call_tool is not None and tools:
+                if rounds == MAX_TOOL_ROUNDS:
+                    names = ", ".join(call.name for call in reply.calls)
+                    logger.warning("llm: %s still calls tools (%s) after %d rounds: giving up", model, names, rounds)
+                    raise LlmFailed(f"the model still called tools ({names}) after {rounds} rounds of tool results")
+                rounds += 1
+                results = [await _run_tool(call_tool, call) for call in reply.calls]
+                if all(result is not None for result in results):
+                    wire.append(_assistant_wire(reply.text, reply.calls))
+                    for call, result in zip(reply.calls, results, strict=True):
+                        wire.append({"role": "tool", "content": result, "tool_name": call.name})
+                    continue
+            if options is not None and options.on_usage is not None:
+                options.on_usage(TokenUsage(counts[0], counts[1]))
+            return
+
+    async def _chat(
+        self,
+        model: str,
+        wire: list[dict[str, Any]],
+        ollama_options: dict[str, Any],
+        tools: list[Mapping[str, Any]],
+        reply: _Round,
+    ) -> AsyncGenerator[str, None]:
+        """One streamed request: yield its text, collect its tool calls and final chunk into `reply`."""
+        client = self._get_client()
+        logger.debug("llm request: host=%s model=%s messages=%d tools=%d", self.host, model, len(wire), len(tools))
         try:
             async with asyncio.timeout(self.timeout_s):
                 parts = await client.chat(
@@ -174,6 +255,7 @@ class OllamaLanguageModel:
                     stream=True,
                     options=ollama_options or None,
                     keep_alive=self.keep_alive,
+                    tools=tools or None,
                 )
             generator = cast(AsyncGenerator[ollama.ChatResponse, None], parts)
             async with contextlib.aclosing(generator) as chunks:
@@ -183,29 +265,38 @@ class OllamaLanguageModel:
                             part = await anext(chunks)
                     except StopAsyncIteration:
                         raise LlmStreamCut(
-                            f"Ollama ended the reply without its final chunk after {pieces} pieces"
+                            f"Ollama ended the reply without its final chunk after {reply.pieces} pieces"
                         ) from None
                     text = part.message.content or ""
                     if text:
-                        if pieces == 0:
-                            logger.debug("llm first piece after %.0f ms", (time.monotonic() - started) * 1000)
-                        pieces += 1
+                        reply.pieces += 1
+                        reply.text += text
                         yield text
+                    for call in part.message.tool_calls or ():
+                        reply.calls.append(ToolCall(call.function.name, dict(call.function.arguments or {})))
                     if part.done:
-                        if options is not None and options.on_usage is not None:
-                            options.on_usage(TokenUsage(part.prompt_eval_count or 0, part.eval_count or 0))
-                        logger.debug(
-                            "llm done: reason=%s pieces=%d eval_count=%s in %.0f ms",
-                            part.done_reason,
-                            pieces,
-                            part.eval_count,
-                            (time.monotonic() - started) * 1000,
-                        )
+                        reply.done = part
                         return
         except TurnError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, pieces=pieces, model=model) from exc
+            if tools and _refuses_tools(exc):
+                raise _ToolsRefused(str(exc)) from exc
+            raise self._map_error(exc, pieces=reply.pieces, model=model) from exc
+
+    def _tools(self, model: str, options: LlmOptions | None) -> list[Mapping[str, Any]]:
+        """The tools to send: the options', unless the model does not support them."""
+        if options is None or not options.tools or _model_key(model) in self._no_tools:
+            return []
+        return list(options.tools)
+
+    def _refuse_tools(self, model: str) -> None:
+        self._no_tools.add(_model_key(model))
+        logger.warning(
+            "llm: Ollama says %s does not support tools; asking it without them from now on "
+            "(the device's own requests still work by voice; a model with tool support does more)",
+            model,
+        )
 
     async def warm(self, messages: Sequence[Message], options: LlmOptions | None = None) -> None:
         """Load the model and cache the prompt prefix `messages`; never raises.
@@ -222,21 +313,31 @@ class OllamaLanguageModel:
             logger.log(level, "llm warm-up failed (%s): %s", error.code, error)
 
     async def try_warm(self, messages: Sequence[Message], options: LlmOptions | None = None) -> None:
-        """`warm`, raising its failure as a `TurnError` (the fallback chain wants to know)."""
+        """`warm`, raising its failure as a `TurnError` (the fallback chain wants to know).
+
+        The tools go too: Ollama renders them into the prompt, whose prefix is what is cached.
+        """
         model, ollama_options = self._request(options)
         ollama_options["num_predict"] = 1
         started = time.monotonic()
-        try:
-            async with asyncio.timeout(self.warm_timeout_s):
-                await self._get_client().chat(
-                    model=model,
-                    messages=_to_wire(messages),
-                    stream=False,
-                    options=ollama_options,
-                    keep_alive=self.keep_alive,
-                )
-        except Exception as exc:
-            raise self._map_error(exc, pieces=0, model=model) from exc
+        while True:
+            tools = self._tools(model, options)
+            try:
+                async with asyncio.timeout(self.warm_timeout_s):
+                    await self._get_client().chat(
+                        model=model,
+                        messages=_to_wire(messages),
+                        stream=False,
+                        options=ollama_options,
+                        keep_alive=self.keep_alive,
+                        tools=tools or None,
+                    )
+            except Exception as exc:
+                if tools and _refuses_tools(exc):
+                    self._refuse_tools(model)
+                    continue
+                raise self._map_error(exc, pieces=0, model=model) from exc
+            break
         logger.debug("llm warm-up took %.0f ms", (time.monotonic() - started) * 1000)
 
     # --- assistant check ------------------------------------------------------------
@@ -329,5 +430,31 @@ class OllamaLanguageModel:
         return LlmFailed(f"unexpected LLM failure: {exc!r}")
 
 
-def _to_wire(messages: Sequence[Message]) -> list[dict[str, str]]:
-    return [{"role": m.role, "content": m.content} for m in messages]
+async def _run_tool(call_tool: Callable[[ToolCall], Awaitable[str | None]], call: ToolCall) -> str | None:
+    """One call's result; a tool that raises is answered to the model as an error, not a failed reply."""
+    try:
+        return await call_tool(call)
+    except Exception as exc:
+        logger.exception("llm: tool %s failed", call.name)
+        return f"error: {call.name} failed: {exc}"
+
+
+def _call_wire(call: ToolCall) -> dict[str, Any]:
+    return {"function": {"name": call.name, "arguments": call.arguments}}
+
+
+def _assistant_wire(text: str, calls: Sequence[ToolCall]) -> dict[str, Any]:
+    return {"role": "assistant", "content": text, "tool_calls": [_call_wire(call) for call in calls]}
+
+
+def _to_wire(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Ollama's chat messages: assistant ``tool_calls`` and a tool result's ``tool_name`` where set."""
+    wire: list[dict[str, Any]] = []
+    for m in messages:
+        entry: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.tool_calls:
+            entry["tool_calls"] = [_call_wire(call) for call in m.tool_calls]
+        if m.tool_name is not None:
+            entry["tool_name"] = m.tool_name
+        wire.append(entry)
+    return wire

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from assistant.core.ports import Audio, Message
-from assistant.core.reply import Segment, heard, heard_text, prompt
+from assistant.core.ports import Audio, Message, ToolCall
+from assistant.core.reply import Segment, heard, heard_text
 from assistant.realtime.protocol import (
     WIRE_RATE,
     Dialect,
@@ -20,11 +22,12 @@ from assistant.realtime.protocol import (
 )
 
 Role = Literal["user", "assistant", "system"]
+ItemType = Literal["message", "function_call", "function_call_output"]
 
 
 @dataclass
 class Item:
-    """A message in the conversation (user audio or text, assistant reply, system note)."""
+    """A message (user audio or text, assistant reply, system note), a function call, or a call's output."""
 
     id: str
     role: Role
@@ -36,6 +39,16 @@ class Item:
     segments: list[Segment] = field(default_factory=list)
     """An assistant reply's chunks as the core's reply path placed them (seconds of the item's audio)."""
     transcription: asyncio.Task[str] | None = None
+    type: ItemType = "message"
+    call_id: str = ""
+    name: str = ""
+    """function_call: the function's name."""
+    arguments: str = ""
+    """function_call: the arguments as a JSON string."""
+    output: str = ""
+    """function_call_output: what the client's function returned."""
+    device_calls: tuple[tuple[ToolCall, str], ...] = ()
+    """function_call: the device's own calls of the same reply and their results (in the prompt, not on the wire)."""
 
     def add_segment(self, segment: Segment) -> None:
         """Record a chunk sent to the client."""
@@ -53,6 +66,11 @@ class Item:
 
     def wire(self, dialect: Dialect) -> dict[str, Any]:
         """The item as events carry it."""
+        head = {"id": self.id, "object": "realtime.item", "type": self.type, "status": self.status}
+        if self.type == "function_call":
+            return {**head, "name": self.name, "call_id": self.call_id, "arguments": self.arguments}
+        if self.type == "function_call_output":
+            return {**head, "call_id": self.call_id, "output": self.output}
         content: dict[str, Any]
         if self.role == "assistant":
             content = {"type": content_type(self.kind, dialect)}
@@ -108,11 +126,15 @@ class Conversation:
         return item
 
     async def messages(self, system: str) -> list[Message]:
-        """The LLM prompt: `system`, then every item's text (waiting for pending transcriptions)."""
+        """The LLM prompt: `system`, then every item (waiting for pending transcriptions)."""
         for item in list(self.items):
             if item.transcription is not None and not item.transcription.done():
                 await asyncio.wait([item.transcription])
-        return prompt(system, ((item.role, item.text) for item in self.items))
+        return ([Message("system", system)] if system else []) + to_messages(self.items, self.call_names())
+
+    def call_names(self) -> dict[str, str]:
+        """The function each call id in the conversation calls."""
+        return {item.call_id: item.name for item in self.items if item.type == "function_call"}
 
     def cancel_pending(self) -> None:
         """Stop every transcription still running (the connection is closing)."""
@@ -121,17 +143,51 @@ class Conversation:
                 item.transcription.cancel()
 
 
+def to_messages(items: Sequence[Item], names: Mapping[str, str]) -> list[Message]:
+    """The LLM's messages for `items`: texts, function calls (one assistant message a run) and their outputs."""
+    out: list[Message] = []
+    index = 0
+    while index < len(items):
+        item = items[index]
+        index += 1
+        if item.type == "function_call_output":
+            out.append(Message("tool", item.output, tool_name=names.get(item.call_id)))
+        elif item.type == "message":
+            if item.text.strip():
+                out.append(Message(item.role, item.text))
+        else:
+            group = [item]
+            while index < len(items) and items[index].type == "function_call":
+                group.append(items[index])
+                index += 1
+            device = [pair for one in group for pair in one.device_calls]
+            calls = tuple(call for call, _ in device) + tuple(_call(one) for one in group)
+            text = out.pop().content if out and out[-1].role == "assistant" and not out[-1].tool_calls else ""
+            out.append(Message("assistant", text, tool_calls=calls))
+            out += [Message("tool", result, tool_name=call.name) for call, result in device]
+    return out
+
+
+def _call(item: Item) -> ToolCall:
+    arguments = json.loads(item.arguments) if item.arguments else {}
+    return ToolCall(item.name, arguments if isinstance(arguments, dict) else {}, item.call_id)
+
+
 ITEM_KEYS = ("id", "type", "object", "role", "status", "content")
 PART_KEYS = ("type", "text", "audio", "transcript")
+CALL_KEYS = ("id", "type", "object", "status", "name", "call_id", "arguments")
+OUTPUT_KEYS = ("id", "type", "object", "status", "call_id", "output")
 
 
 def parse_item(data: dict[str, Any], where: str = "item.") -> tuple[Item, Audio | None]:
-    """A ``conversation.item.create`` item (a message with text or audio) and its audio, if any."""
-    if data.get("type", "message") != "message":
+    """A ``conversation.item.create`` item (a message with text or audio, a function call or its output)."""
+    kind = data.get("type", "message")
+    if kind in ("function_call", "function_call_output"):
+        return _parse_function_item(data, kind, where), None
+    if kind != "message":
         raise ProtocolError(
             "unsupported_item_type",
-            f"item type {data.get('type')!r} is not supported; "
-            "only 'message' (function calling is not implemented yet)",
+            f"item type {kind!r} is not supported; only 'message', 'function_call' and 'function_call_output'",
             param=f"{where}type",
         )
     check_known(data, ITEM_KEYS, where)
@@ -169,11 +225,34 @@ def parse_item(data: dict[str, Any], where: str = "item.") -> tuple[Item, Audio 
     return item, audio
 
 
+def _parse_function_item(data: dict[str, Any], kind: str, where: str) -> Item:
+    item_id = get_str(data, "id", where=where, required=False) or new_id("item")
+    if kind == "function_call_output":
+        check_known(data, OUTPUT_KEYS, where)
+        call_id = get_str(data, "call_id", where=where) or ""
+        output = data.get("output")
+        if not isinstance(output, str):
+            raise ProtocolError("invalid_type", f"'{where}output' must be a string", param=f"{where}output")
+        return Item(item_id, "user", "text", type="function_call_output", call_id=call_id, output=output)
+    check_known(data, CALL_KEYS, where)
+    name = get_str(data, "name", where=where) or ""
+    arguments = get_str(data, "arguments", where=where) or "{}"
+    try:
+        parsed = json.loads(arguments)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        message = f"'{where}arguments' must be a JSON object in a string, such as '{{\"city\": \"Oslo\"}}'"
+        raise ProtocolError("invalid_value", message, param=f"{where}arguments")
+    call_id = get_str(data, "call_id", where=where, required=False) or new_id("call")
+    return Item(item_id, "assistant", "text", type="function_call", call_id=call_id, name=name, arguments=arguments)
+
+
 def response_input(value: Any, conversation: Conversation) -> tuple[Message, ...]:
     """``response.input``: the reply's own context, text messages and references to existing items."""
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise ProtocolError("invalid_type", "'response.input' must be a list of items", param="response.input")
-    messages: list[Message] = []
+    items: list[Item] = []
     for index, data in enumerate(value):
         where = f"response.input[{index}]."
         if data.get("type") == "item_reference":
@@ -187,8 +266,7 @@ def response_input(value: Any, conversation: Conversation) -> tuple[Message, ...
                 raise ProtocolError(
                     "invalid_value", f"'{where}id' {found.id!r} is still being transcribed", param=f"{where}id"
                 )
-            if found.text.strip():
-                messages.append(Message(found.role, found.text))
+            items.append(found)
             continue
         item, audio = parse_item(data, where)
         if audio is not None:
@@ -198,6 +276,7 @@ def response_input(value: Any, conversation: Conversation) -> tuple[Message, ...
                 "supported; add it to the conversation with conversation.item.create",
                 param=f"{where}content",
             )
-        if item.text.strip():
-            messages.append(Message(item.role, item.text))
-    return tuple(messages)
+        items.append(item)
+    names = conversation.call_names()
+    names.update({item.call_id: item.name for item in items if item.type == "function_call"})
+    return tuple(to_messages(items, names))

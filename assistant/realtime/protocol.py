@@ -100,16 +100,6 @@ def refuse_unless(data: dict[str, Any], key: str, accepted: tuple[Any, ...], why
         raise ProtocolError("unsupported_parameter", f"'{param}' = {data[key]!r} is not supported: {why}", param=param)
 
 
-NO_TOOLS = "function calling is not implemented yet (tools must be empty)"
-TOOL_CHOICES = ("auto", "none")
-
-
-def refuse_tools(data: dict[str, Any], where: str) -> None:
-    """Tools are refused until function calling exists; ``tool_choice`` may only be auto or none."""
-    refuse_unless(data, "tools", ([], None), NO_TOOLS, where)
-    refuse_unless(data, "tool_choice", (*TOOL_CHOICES, None), "without tools it can only be 'auto' or 'none'", where)
-
-
 def check_voice(value: Any, voices: tuple[str, ...], param: str) -> str:
     """A voice name the server has (``default`` means the first); ProtocolError listing them otherwise."""
     if not isinstance(value, str):

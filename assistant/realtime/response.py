@@ -6,22 +6,32 @@ the item keeps only the chunks that were sent, and a later
 ``conversation.item.truncate`` cuts it to what was heard.  When the LLM stream
 fails mid-answer, what had arrived is still spoken before the response ends
 as ``failed``.
+
+The LLM is offered the client's functions beside the device's.  A call of the
+device's runs on the device and its result goes back to the LLM within the
+reply; a call of the client's ends the reply with a ``function_call`` output
+item (after the message, if the LLM said something first), for the client to
+answer with a ``function_call_output`` item and a new ``response.create``.
+The message item is announced with the reply's first text, so a reply that
+only calls a function has no message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from assistant.core.errors import TurnError
-from assistant.core.ports import Audio, LlmOptions, Message, TokenUsage
-from assistant.core.reply import Segment, speak
+from assistant.core.ports import Audio, LlmOptions, Message, TokenUsage, ToolCall
+from assistant.core.reply import Hooks, Segment, speak
 from assistant.realtime import protocol as p
 from assistant.realtime.items import Item
+from assistant.realtime.tools import FunctionTool, ToolChoice, offered, parse_tool_choice, parse_tools
 
 if TYPE_CHECKING:
     from assistant.realtime.session import RealtimeSession
@@ -64,13 +74,15 @@ class ResponseOptions:
     """The reply's own context (``response.input``) instead of the conversation."""
     voice: str | None = None
     """The voice for this reply (``response.voice``); None: the session's."""
+    tools: tuple[FunctionTool, ...] | None = None
+    """The client's functions for this reply (``response.tools``); None: the session's."""
+    tool_choice: ToolChoice | None = None
 
     @classmethod
     def parse(cls, data: dict[str, Any], voices: tuple[str, ...] = ("default",)) -> ResponseOptions:
         """Read the ``response`` object of ``response.create`` (``input`` is resolved by the session)."""
         where = "response."
         p.check_known(data, _RESPONSE_KEYS, where)
-        p.refuse_tools(data, where)
         p.refuse_unless(data, "prompt", (None,), "stored prompts are an OpenAI platform feature", where)
         voice = None
         if "voice" in data:
@@ -101,8 +113,20 @@ class ResponseOptions:
             raise p.ProtocolError(
                 "invalid_value", "'response.conversation' must be 'auto' or 'none'", param="response.conversation"
             )
+        tools = None if data.get("tools") is None else parse_tools(data["tools"], "response.tools")
+        choice = data.get("tool_choice")
+        tool_choice = None if choice is None else parse_tool_choice(choice, "response.tool_choice")
         return cls(
-            instructions, temperature, limit, has_limit, modalities, conversation == "auto", metadata, voice=voice
+            instructions,
+            temperature,
+            limit,
+            has_limit,
+            modalities,
+            conversation == "auto",
+            metadata,
+            voice=voice,
+            tools=tools,
+            tool_choice=tool_choice,
         )
 
 
@@ -121,6 +145,13 @@ class ResponseRun:
         self.voice = options.voice or settings.voice
         self._started = False
         self.usage: dict[str, Any] | None = None
+        self.tool_choice = options.tool_choice or settings.tool_choice
+        device = session.shared.device_tools()
+        tools = settings.tools if options.tools is None else options.tools
+        self.tools, self._client_tools = offered(self.tool_choice, tools, device)
+        self.calls: list[Item] = []
+        """The client's function calls this reply makes (output items after the message)."""
+        self._device_calls: list[tuple[ToolCall, str]] = []
 
     def emit(self, ga_type: str, **fields: Any) -> None:
         """Send a response event with this response's ids."""
@@ -135,7 +166,7 @@ class ResponseRun:
             "object": "realtime.response",
             "status": status,
             "status_details": details,
-            "output": [self.item.wire(self.session.dialect)] if self._started else [],
+            "output": [item.wire(self.session.dialect) for item in self._outputs()],
             "conversation_id": self.session.id if self.options.in_conversation else None,
             "usage": self.usage,
             "metadata": self.options.metadata,
@@ -156,11 +187,12 @@ class ResponseRun:
         try:
             system = self.options.instructions
             instructions = session.settings.instructions if system is None else system
+            if self.tools and self.tool_choice.hint():
+                instructions = f"{instructions}\n\n{self.tool_choice.hint()}".strip()
             if self.options.input is not None:
                 messages = ([Message("system", instructions)] if instructions else []) + list(self.options.input)
             else:
                 messages = await session.conversation.messages(instructions)
-            self._start()
             if self.kind == "audio":
                 await self._speak(messages)
             else:
@@ -193,10 +225,36 @@ class ResponseRun:
         temperature = self.options.temperature if self.options.temperature is not None else settings.temperature
         limit = self.options.max_output_tokens if self.options.has_max_tokens else settings.max_output_tokens
         return LlmOptions(
-            model=self.session.llm_model, temperature=temperature, max_tokens=limit, on_usage=self._count_usage
+            model=self.session.llm_model,
+            temperature=temperature,
+            max_tokens=limit,
+            on_usage=self._count_usage,
+            tools=self.tools,
+            call_tool=self._call_tool if self.tools else None,
         )
 
+    async def _call_tool(self, call: ToolCall) -> str | None:
+        """A device function runs now; a client's is handed to the client (None ends the reply)."""
+        names = {definition["function"]["name"] for definition in self.tools}
+        if call.name in self._client_tools:
+            arguments = json.dumps(call.arguments, separators=(",", ":"))
+            item = Item(p.new_id("item"), "assistant", "text", type="function_call", status="in_progress")
+            item.call_id, item.name, item.arguments = p.new_id("call"), call.name, arguments
+            self.calls.append(item)
+            logger.info("response %s: %s(%s) goes to the client as %s", self.id, call.name, arguments, item.call_id)
+            return None
+        if call.name not in names:
+            return f"error: unknown function {call.name!r}; the functions are: {', '.join(sorted(names))}"
+        result = self.session.shared.call_device_tool(call)
+        self._device_calls.append((call, result))
+        return result
+
+    def _outputs(self) -> list[Item]:
+        return ([self.item] if self._started else []) + self.calls
+
     def _start(self) -> None:
+        if self._started:
+            return
         session = self.session
         previous = session.conversation.add(self.item) if self.options.in_conversation else None
         self._started = True
@@ -221,16 +279,22 @@ class ResponseRun:
             synthesize=lambda text: session.shared.synthesize(session.id, text, self.voice),
             sink=WireSink(self),
             first_chunk_min_chars=session.shared.config.tts.first_chunk_min_chars,
+            hooks=Hooks(first_token=self._start),
         )
 
     async def _write(self, messages: Sequence[Message]) -> None:
         async with contextlib.aclosing(self._stream(messages)) as stream:
             async for piece in stream:
+                self._start()
                 self.item.text += piece
                 self.emit("response.output_text.delta", delta=piece)
 
     def _finish(self, status: str, details: dict[str, Any] | None) -> None:
         session = self.session
+        if status != "completed":
+            self.calls = []  # a reply cut short calls nothing
+        elif not self._started and not self.calls:
+            self._start()  # a reply with nothing to say still has its message
         if self._started:
             self.item.status = "completed" if status == "completed" else "incomplete"
             if self.kind == "audio":
@@ -243,7 +307,30 @@ class ResponseRun:
             session.emit("response.output_item.done", response_id=self.id, output_index=0, item=item)
             if self.options.in_conversation:
                 session.emit("conversation.item.done", item=item)
+        if self.calls:  # the device's calls of this reply reach the next prompt with the client's
+            self.calls[0].device_calls = tuple(self._device_calls)
+        for index, call in enumerate(self.calls, start=int(self._started)):
+            self._emit_call(index, call)
         session.emit("response.done", response=self.wire(status, details))
+
+    def _emit_call(self, index: int, call: Item) -> None:
+        """One function call as an output item: added, its arguments (all in one delta), done."""
+        session = self.session
+        ids = {"response_id": self.id, "item_id": call.id, "output_index": index, "call_id": call.call_id}
+        session.emit(
+            "response.output_item.added", response_id=self.id, output_index=index, item=call.wire(session.dialect)
+        )
+        if self.options.in_conversation:
+            previous = session.conversation.add(call)
+            session.emit("conversation.item.added", previous_item_id=previous, item=call.wire(session.dialect))
+        session.emit("response.function_call_arguments.delta", **ids, delta=call.arguments)
+        named = {"name": call.name} if session.dialect is p.Dialect.GA else {}
+        session.emit("response.function_call_arguments.done", **ids, arguments=call.arguments, **named)
+        call.status = "completed"
+        item = call.wire(session.dialect)
+        session.emit("response.output_item.done", response_id=self.id, output_index=index, item=item)
+        if self.options.in_conversation:
+            session.emit("conversation.item.done", item=item)
 
 
 class WireSink:

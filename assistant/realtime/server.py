@@ -18,7 +18,7 @@ import functools
 import http
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -32,6 +32,7 @@ from websockets.typing import Subprotocol
 
 from assistant.config import Config, check_bind
 from assistant.core.fairness import FairExecutor
+from assistant.core.ports import DeviceTools
 from assistant.engines.bundle import Engines
 from assistant.realtime.access import Access, resolve_model
 from assistant.realtime.protocol import Dialect
@@ -78,11 +79,13 @@ class RealtimeServer:
         executor: FairExecutor | None = None,
         shared: SessionEngines | None = None,
         metrics: Metrics | None = None,
+        tools: DeviceTools | None = None,
+        clock: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.config = config
         self.metrics = metrics
         """Answers GET /metrics (under the server's token) when given."""
-        self.shared = shared or SessionEngines(config, engines, executor=executor)
+        self.shared = shared or SessionEngines(config, engines, executor=executor, tools=tools, clock=clock)
         self.token = config.server.token
         self.access = Access.build(
             config.server.host, config.server.allowed_hosts, config.server.allowed_origins, self.token
@@ -337,9 +340,14 @@ async def serve(
     ready: asyncio.Event | None = None,
     executor: FairExecutor | None = None,
     metrics: Metrics | None = None,
+    tools: DeviceTools | None = None,
+    clock: Callable[[], float] = lambda: 0.0,
 ) -> None:
-    """Serve the realtime API and page until cancelled (`ready` is set once listening)."""
-    server = RealtimeServer(config, engines, executor=executor, metrics=metrics)
+    """Serve the realtime API and page until cancelled (`ready` is set once listening).
+
+    `tools` are the device's functions and `clock` its audio time (inside `assistant run`).
+    """
+    server = RealtimeServer(config, engines, executor=executor, metrics=metrics, tools=tools, clock=clock)
     async with server.running(host, port):
         if ready is not None:
             ready.set()

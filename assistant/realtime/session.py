@@ -35,6 +35,7 @@ from assistant.realtime.settings import (
     session_object,
 )
 from assistant.realtime.shared import SessionEngines, resample
+from assistant.realtime.tools import check_choice
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +70,12 @@ class RealtimeSession:
         same_model = {self.model, llm_model}
         if llm_model == config.llm.model:
             same_model.update(DEFAULT_MODELS)
+        device_tools = frozenset(tool["function"]["name"] for tool in shared.device_tools())
         self.capabilities = Capabilities(
-            voices=shared.voices.names, language=config.stt.language, models=frozenset(same_model)
+            voices=shared.voices.names,
+            language=config.stt.language,
+            models=frozenset(same_model),
+            device_tools=device_tools,
         )
         self.settings = SessionSettings(instructions=config.llm.system_prompt, voice=self.capabilities.voices[0])
         self.conversation = Conversation()
@@ -424,6 +429,12 @@ class RealtimeSession:
         if data is None:
             raise p.ProtocolError("missing_required_parameter", "missing required parameter 'item'", param="item")
         item, audio = parse_item(data)
+        if item.type == "function_call_output" and item.call_id not in self.conversation.call_names():
+            raise p.ProtocolError(
+                "invalid_value",
+                f"'item.call_id' {item.call_id!r}: no function_call item with that call_id in this conversation",
+                param="item.call_id",
+            )
         previous = self.conversation.add(item, p.get_str(event, "previous_item_id", required=False))
         if audio is not None:
             try:
@@ -475,6 +486,9 @@ class RealtimeSession:
     async def _response_create(self, event: dict[str, Any]) -> None:
         data = p.get_dict(event, "response") or {}
         options = ResponseOptions.parse(data, self.capabilities.voices)
+        tools = self.settings.tools if options.tools is None else options.tools
+        choice = options.tool_choice or self.settings.tool_choice
+        check_choice(choice, tools, self.capabilities.device_tools, "response.tool_choice")
         if options.voice is not None:
             await self.use_voice(options.voice, "response.voice")
         if "input" in data:

@@ -22,9 +22,9 @@ from assistant.realtime.protocol import (
     get_str,
     max_tokens,
     parse_modalities,
-    refuse_tools,
     refuse_unless,
 )
+from assistant.realtime.tools import AUTO, FunctionTool, ToolChoice, check_choice, parse_tool_choice, parse_tools
 
 EAGERNESS = ("low", "medium", "high", "auto")
 
@@ -66,6 +66,9 @@ class SessionSettings:
     temperature: float | None = None
     max_output_tokens: int | None = None
     modalities: tuple[str, ...] = ("audio",)
+    tools: tuple[FunctionTool, ...] = ()
+    """The client's own functions (the device's are offered beside them, not listed here)."""
+    tool_choice: ToolChoice = AUTO
 
 
 def parse_turn_detection(value: Any, current: TurnDetection | None, param: str) -> TurnDetection | None:
@@ -169,12 +172,13 @@ class Capabilities:
     language: str
     models: frozenset[str]
     """Names a ``session.update`` may give as ``model`` (those meaning the connection's own model)."""
+    device_tools: frozenset[str] = frozenset()
+    """The names of the device's functions, offered to the LLM beside a client's."""
 
 
 def _refuse_unimplemented(session: dict[str, Any]) -> None:
     where = "session."
     refuse_unless(session, "type", ("realtime",), "this server runs realtime sessions only", where)
-    refuse_tools(session, where)
     refuse_unless(session, "tracing", (None,), "traces are not recorded", where)
     refuse_unless(session, "truncation", ("auto", None), "only 'auto' truncation is implemented", where)
     refuse_unless(session, "prompt", (None,), "stored prompts are an OpenAI platform feature", where)
@@ -217,6 +221,12 @@ def apply_session_update(settings: SessionSettings, session: dict[str, Any], cap
     for key in ("output_modalities", "modalities"):
         if key in session:
             changes["modalities"] = parse_modalities(session[key], f"session.{key}")
+    if session.get("tools") is not None:
+        changes["tools"] = parse_tools(session["tools"], "session.tools")
+    if session.get("tool_choice") is not None:
+        changes["tool_choice"] = parse_tool_choice(session["tool_choice"], "session.tool_choice")
+    tools, choice = changes.get("tools", settings.tools), changes.get("tool_choice", settings.tool_choice)
+    check_choice(choice, tools, caps.device_tools, "session.tool_choice")
     # Beta: flat keys.
     if "voice" in session:
         changes["voice"] = check_voice(session["voice"], caps.voices, "session.voice")
@@ -271,8 +281,8 @@ def session_object(settings: SessionSettings, dialect: Dialect, session_id: str,
             "output_audio_format": "pcm16",
             "input_audio_transcription": transcription,
             "turn_detection": turn,
-            "tools": [],
-            "tool_choice": "auto",
+            "tools": [tool.wire() for tool in settings.tools],
+            "tool_choice": settings.tool_choice.wire(dialect),
             "temperature": settings.temperature if settings.temperature is not None else 0.8,
             "max_response_output_tokens": limit,
         }
@@ -287,7 +297,7 @@ def session_object(settings: SessionSettings, dialect: Dialect, session_id: str,
             "input": {"format": pcm, "transcription": transcription, "turn_detection": turn, "noise_reduction": None},
             "output": {"format": pcm, "voice": settings.voice, "speed": 1.0},
         },
-        "tools": [],
-        "tool_choice": "auto",
+        "tools": [tool.wire() for tool in settings.tools],
+        "tool_choice": settings.tool_choice.wire(dialect),
         "max_output_tokens": limit,
     }

@@ -13,21 +13,25 @@ sessions' transcriptions back until its first audio (at most
 session gets its own VAD (Silero is stateful); the language model is the
 shared one, and each response passes its own model, temperature and token
 limit with the request.  Voices are loaded by name on first use
-(`assistant.realtime.voices`).
+(`assistant.realtime.voices`).  Inside `assistant run` the device's own
+functions (its skills, on the device's audio clock) are offered to each
+response's LLM beside a client's; a server on its own offers none, since
+nothing there would ring a timer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import soxr
 
 from assistant.config import Config
 from assistant.core.fairness import FairExecutor
-from assistant.core.ports import SAMPLE_RATE, Audio, TurnDetector, VoiceActivity
+from assistant.core.ports import SAMPLE_RATE, Audio, DeviceTools, ToolCall, TurnDetector, VoiceActivity
 from assistant.core.work import start_abortable
 from assistant.engines.bundle import Engines
 from assistant.realtime.protocol import WIRE_RATE
@@ -54,9 +58,15 @@ class SessionEngines:
         executor: FairExecutor | None = None,
         vad_factory: Callable[[], VoiceActivity] | None = None,
         voices: Voices | None = None,
+        tools: DeviceTools | None = None,
+        clock: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.config = config
         self.engines = engines
+        self.tools = tools if config.llm.tools else None
+        """The device's functions (None: only a client's are offered)."""
+        self.clock = clock
+        """The device's audio time, for its timers."""
         self._owned: list[FairExecutor] = []
         if executor is None:
             # On its own the server keeps STT and TTS apart: one session's synthesis need not wait for
@@ -69,6 +79,18 @@ class SessionEngines:
         self.voices = voices or Voices(config, engines.tts)
         self._vad_factory = vad_factory or self._silero
         self._turn: TurnDetector | None = engines.turn
+
+    def device_tools(self) -> Sequence[Mapping[str, Any]]:
+        """The device's function definitions for the LLM (none on a server of its own)."""
+        return self.tools.tools() if self.tools is not None else []
+
+    def call_device_tool(self, call: ToolCall) -> str:
+        """Run one of the device's functions; bad arguments come back as an error text."""
+        if self.tools is None:
+            return f"error: unknown function {call.name!r}"
+        result = self.tools.call_tool(call.name, call.arguments, self.clock())
+        logger.info("realtime: device function %s(%s) -> %r", call.name, call.arguments, result)
+        return result
 
     def close(self) -> None:
         """Stop the worker threads this object started (work in flight is abandoned)."""

@@ -14,6 +14,17 @@ the library lacks gets Ollama's ``pull model manifest: file does not exist``.
 
 Replies are streamed as word-ish tokens (``"Hello"``, ``","``, ``" world"``)
 after a configurable time-to-first-token and at a configurable token rate.
+
+Tool calling is Ollama's: a chat request may offer ``tools``; a scripted
+`Behaviour.tool_calls` is then the model calling them, as
+``message.tool_calls: [{"function": {"index": 0, "name": ..., "arguments": {...}}}]``
+in one chunk after the text and before the done chunk (or in the one object
+of a non-streamed answer).  The arguments go out as scripted, fitting the
+function's schema or not, as a model's may not.  The results come back as
+``{"role": "tool", "content": ..., "tool_name": ...}`` messages, which the
+records keep.  A model named in `no_tools` answers any request that offers
+tools with Ollama's HTTP 400 ``registry.ollama.ai/library/<model> does not
+support tools``.
 Tests script per-request behaviours (errors, cuts, hangs, stalls, the server
 stopping mid-answer) with `OllamaTestServer.script`, and inspect
 `OllamaTestServer.requests`, whose records also say when each response
@@ -109,6 +120,9 @@ class Behaviour:
     stop_server_after_tokens: int | None = None
     """Stop the whole server after this many tokens: every connection drops and the port refuses
     connections until `OllamaTestServer.start` is called again (Ollama killed mid-answer)."""
+    tool_calls: list[dict[str, Any]] | None = None
+    """The model calls these functions, each ``{"name": ..., "arguments": ...}``, if the request offers
+    tools (else it answers `reply` in text); `reply` then defaults to no text before the calls."""
     path: str | None = None
 
     def matches(self, path: str) -> bool:
@@ -257,6 +271,10 @@ class _Handler(BaseHTTPRequestHandler):
         if (method, path) not in routes:
             self._send_text(rec, 404, "404 page not found")
             return
+        refused = owner._refuses_tools(path, rec.body)
+        if refused is not None:
+            self._send_json(rec, 400, {"error": refused}, outcome="error")
+            return
         behaviour = owner._take_behaviour(path, rec.body)
         if behaviour is not None and behaviour.hang:
             self._pause(math.inf, rec)
@@ -312,7 +330,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not owner.has_model(name):
             self._send_json(rec, 404, {"error": f"model '{name}' not found"}, outcome="error")
             return
-        entry = owner._model_entry(normalise_model(name))
+        name = normalise_model(name)
+        entry = owner._model_entry(name)
         self._send_json(
             rec,
             200,
@@ -323,7 +342,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "template": "{{ .Prompt }}",
                 "details": entry["details"],
                 "model_info": {"general.architecture": "llama", "llama.context_length": 131072},
-                "capabilities": ["completion"],
+                "capabilities": ["completion"] if name in owner.no_tools else ["completion", "tools"],
                 "modified_at": entry["modified_at"],
             },
         )
@@ -412,7 +431,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         b = behaviour or Behaviour()
-        reply = b.reply if b.reply is not None else owner.reply
+        calls = _tool_calls(b.tool_calls) if b.tool_calls and is_chat and body.get("tools") else []
+        reply = b.reply if b.reply is not None else ("" if calls else owner.reply)
         ttft_s = (b.ttft_ms if b.ttft_ms is not None else owner.ttft_ms) / 1000.0 + load_s
         rate = b.tokens_per_s if b.tokens_per_s is not None else owner.tokens_per_s
         interval = 1.0 / rate if rate and rate > 0 else 0.0
@@ -440,7 +460,9 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._pause(start + ttft_s + interval * max(len(tokens) - 1, 0), rec):
                 return
             chunk = self._chunk(model, "".join(tokens), is_chat)
-            chunk.update(self._stats(start, ttft_s, prompt_tokens, len(tokens), done_reason))
+            if calls:
+                chunk["message"]["tool_calls"] = calls
+            chunk.update(self._stats(start, ttft_s, prompt_tokens, len(tokens) + _call_tokens(calls), done_reason))
             rec.tokens_sent = len(tokens)
             rec.first_token_at = time.monotonic()
             rec.done_sent = True
@@ -477,6 +499,10 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._pause(start + ttft_s, rec):
                 return
             self._start_stream()
+        if calls:  # Ollama sends the parsed calls in one chunk of their own, before the done chunk
+            chunk = self._chunk(model, "", is_chat)
+            chunk["message"]["tool_calls"] = calls
+            self._write_chunk(_dumps(chunk) + "\n")
         if b.stream_error is not None:
             owner._finish(rec, "stream_error")
             self._write_chunk(_dumps({"error": b.stream_error}) + "\n")
@@ -487,7 +513,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._end_stream()
             return
         final = self._chunk(model, "", is_chat)
-        final.update(self._stats(start, ttft_s, prompt_tokens, len(tokens), done_reason))
+        final.update(self._stats(start, ttft_s, prompt_tokens, len(tokens) + _call_tokens(calls), done_reason))
         if not is_chat:
             final["context"] = list(range(1, prompt_tokens + len(tokens) + 1))
         rec.done_sent = True
@@ -595,6 +621,30 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
 
+def _tool_calls(scripted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Scripted calls as Ollama sends them (the arguments as given, fitting the schema or not)."""
+    calls = []
+    for index, call in enumerate(scripted):
+        function = {"index": index, "name": call["name"], "arguments": call.get("arguments", {})}
+        calls.append({"function": function})
+    return calls
+
+
+def _call_tokens(calls: list[dict[str, Any]]) -> int:
+    return len(split_tokens(_dumps(calls))) if calls else 0
+
+
+def _full_name(model: str) -> str:
+    """The name Ollama's errors give a model: ``registry.ollama.ai/library/llama3.2:1b``."""
+    name = normalise_model(model)
+    parts = name.split("/")
+    if len(parts) == 1:
+        parts = ["library", *parts]
+    if len(parts) == 2:
+        parts = ["registry.ollama.ai", *parts]
+    return "/".join(parts)
+
+
 def _dumps(payload: Any) -> str:
     """Compact JSON, as Go's encoder writes it."""
     return json.dumps(payload, separators=(",", ":"))
@@ -621,6 +671,7 @@ class OllamaTestServer:
         ttft_ms: float = 0.0,
         tokens_per_s: float = 0.0,
         load_ms: float = 0.0,
+        no_tools: Iterable[str] = (),
         port: int = 0,
         host: str = "127.0.0.1",
         library: Iterable[str] = (),
@@ -633,6 +684,8 @@ class OllamaTestServer:
         """Models ``/api/pull`` can fetch (besides those already in `models`)."""
         self.pull_size, self.pull_steps, self.pull_ms = pull_size, max(1, pull_steps), pull_ms
         """The model layer's size in bytes, its progress lines, and the time each pull line takes."""
+        self.no_tools: set[str] = {normalise_model(m) for m in no_tools}
+        """Models without tool support: a chat request offering them tools gets HTTP 400, as from Ollama."""
         self.reply = reply
         self.ttft_ms = ttft_ms
         self.tokens_per_s = tokens_per_s
@@ -813,6 +866,15 @@ class OllamaTestServer:
         rec.finished.set()
         self._cond.notify_all()
 
+    def _refuses_tools(self, path: str, body: Any) -> str | None:
+        """Ollama's error for tools offered to a model without tool support (checked before generating)."""
+        if path != "/api/chat" or not isinstance(body, dict) or not body.get("tools"):
+            return None
+        model = str(body.get("model") or "")
+        if not model or not self.has_model(model) or normalise_model(model) not in self.no_tools:
+            return None
+        return f"{_full_name(model)} does not support tools"
+
     def _take_behaviour(self, path: str, body: Any) -> Behaviour | None:
         if path in _GENERATION_PATHS and isinstance(body, dict):
             key = "messages" if path == "/api/chat" else "prompt"
@@ -916,8 +978,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tokens-per-s", type=float, default=40.0)
     parser.add_argument("--reply", default=DEFAULT_REPLY)
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated")
+    parser.add_argument("--no-tools", default="", help="comma-separated models without tool support")
     args = parser.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    no_tools = [m.strip() for m in args.no_tools.split(",") if m.strip()]
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -930,6 +994,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reply=args.reply,
         ttft_ms=args.ttft_ms,
         tokens_per_s=args.tokens_per_s,
+        no_tools=no_tools,
         port=args.port,
         host=args.host,
     )
