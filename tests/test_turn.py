@@ -94,10 +94,10 @@ class OutageLlm:
     def __init__(self, outcomes: list[str | Exception]) -> None:
         self.outcomes = outcomes
 
-    async def warm(self, messages: object) -> None:
+    async def warm(self, messages: object, options: object = None) -> None:
         return None
 
-    async def stream(self, messages: object) -> AsyncIterator[str]:
+    async def stream(self, messages: object, options: object = None) -> AsyncIterator[str]:
         outcome = self.outcomes.pop(0)
         if isinstance(outcome, Exception):
             raise outcome
