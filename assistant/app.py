@@ -23,6 +23,7 @@ from assistant.core.transcript import phrase_words
 from assistant.core.turn import Turn, TurnSettings
 from assistant.engines.bundle import Engines, load_engines
 from assistant.events import EventBus, JsonLinesWriter
+from assistant.heap import HeapTrimmer
 
 if TYPE_CHECKING:
     from assistant.skills import Skills
@@ -112,6 +113,7 @@ def build(
         # Work submitted to the pool itself is the microphone loop's, served before any realtime session's.
         compute_pool = stack.enter_context(FairExecutor("compute"))
         turn_pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="turn"))
+        bus.subscribe(HeapTrimmer(turn_pool))  # the turn model's thread is free once idle
         detector = engines.turn
         if config.turn.mode != "smart_turn":
             detector = None
