@@ -90,6 +90,14 @@ class TurnConfig(Section):
         return self
 
 
+# Whisper's initial prompt: the device's own requests, without numbers or names (a prompt's
+# values get copied into transcripts). Measured: README, "How well it hears these requests".
+STT_PROMPT = (
+    "Set a timer. Cancel the timer. Pause the timer. Resume the timer. Add minutes to the timer. "
+    "Set an alarm. Wake me up. Turn the volume up. Mute. Unmute. Stop. Repeat that. What time is it?"
+)
+
+
 class SttConfig(Section):
     model: str = "tiny.en"
     language: str = "en"
@@ -100,6 +108,7 @@ class SttConfig(Section):
     max_tokens_per_s: float = Field(default=8.0, ge=1.0, le=50.0)
     timeout_s: float = Field(default=20.0, gt=0.0, le=300.0)
     accelerator: Accelerator = "auto"
+    prompt: str = Field(default=STT_PROMPT, max_length=800)
 
 
 class LlmFallbackConfig(Section):

@@ -39,6 +39,8 @@ def bench(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
         "--soak", "0.2",
         "--speech-count", "5",
         "--turn-count", "1",
+        "--skills-count", "5",
+        "--skills-voices", "rotate",
         "--stt-window", "full",
         "--reply", REPLY,
         "--models", str(models_dir),
@@ -106,6 +108,10 @@ def test_every_goal_agrees_with_the_figures_it_judges(bench: dict[str, Any]) -> 
         "speech set: stt_ms max <= 1000": judge(full["stt_ms"]["max"], lambda v: v <= 1000),
         "barge-in while thinking: p50 within 20% of an ordinary turn": judge(
             report["thinking_barge_in"]["barge_over_ordinary"], lambda v: v <= 1.2
+        ),
+        "skills set: >= 95% right intent and slots": judge(report["skills_set"]["share"], lambda v: v >= 0.95),
+        "skills set: no general question taken from the LLM": judge(
+            len(report["skills_set"]["questions_taken"]), lambda v: v == 0
         ),
     }
     assert set(goals) == set(judged), "every goal is judged here"
@@ -189,6 +195,23 @@ def test_speech_set_figures_are_consistent(bench: dict[str, Any]) -> None:
         "set a timer for five minutes",
         "cancel the timer",
     }
+
+
+def test_skills_set_figures_are_consistent(bench: dict[str, Any]) -> None:
+    skills = bench["json"]["skills_set"]
+    assert skills["requests"] == 5, "the first five requests, one voice each"
+    assert skills["wake"] == "hey jarvis"
+    assert sum(v["requests"] for v in skills["per_voice"].values()) == 5
+    assert sum(v["right"] for v in skills["per_voice"].values()) == skills["right"]
+    assert skills["share"] == pytest.approx(skills["right"] / 5, abs=1e-4)
+    assert len(skills["misses"]) == 5 - skills["right"] == skills["not_taken"] + skills["unclear"] + skills["wrong"]
+    assert all(miss["heard"] is not None and miss["kind"] != "ok" for miss in skills["misses"])
+    assert skills["questions"] > 0
+    out = bench["stdout"]
+    assert f"skills set: {skills['right']}/5 right intent and slots" in out
+    assert "per voice: " in out
+    for miss in skills["misses"]:
+        assert f"said {miss['said']!r} heard {miss['heard']!r}" in out
 
 
 def test_thinking_barge_in_was_measured(bench: dict[str, Any]) -> None:

@@ -31,6 +31,8 @@ TIMINGS = (
     "realtime_commit_to_first_delta_ms",
 )
 """The keys every JSON report carries as {"p50": .., "p95": ..} in ms."""
+SKILLS_SHARE = 0.95
+SKILLS_GOAL = "skills set: >= 95% right intent and slots"
 
 
 def machine() -> dict[str, Any]:
@@ -72,6 +74,7 @@ def settings(
         "models": str(args.models),
         "stt_model": config.stt.model,
         "stt_threads": config.stt.threads,
+        "stt_prompt": config.stt.prompt,
         "voice": config.tts.voice,
         "vad_silence_ms": config.vad.silence_ms,
         "reply_tokens": len(plan.tokens),
@@ -266,6 +269,17 @@ def speech_goals(r: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {"goal": "speech set: stt_ms max <= 1000", "value": worst, "met": None if worst is None else worst <= 1000}
         )
+    skills = r.get("skills_set")
+    if skills is not None:
+        out.append(
+            {
+                "goal": SKILLS_GOAL,
+                "value": skills["share"],
+                "met": skills["share"] >= SKILLS_SHARE,
+            }
+        )
+        taken = len(skills["questions_taken"])
+        out.append({"goal": "skills set: no general question taken from the LLM", "value": taken, "met": taken == 0})
     thinking = r.get("thinking_barge_in")
     if thinking is not None:
         ratio = thinking.get("barge_over_ordinary")
@@ -369,6 +383,14 @@ def render(r: dict[str, Any]) -> str:
             )
         )
     scalar("real voice tts_rtf (synthesis / audio)", (r.get("speech_set") or {}).get("tts_rtf"))
+    skills = r.get("skills_set")
+    if skills is not None:
+        scalar(f"skills set: right intent and slots, of {skills['requests']}", skills["share"], SKILLS_GOAL)
+        scalar(
+            f"skills set: general questions taken, of {skills['questions']}",
+            len(skills["questions_taken"]),
+            "skills set: no general question taken from the LLM",
+        )
     thinking = r.get("thinking_barge_in")
     if thinking is not None:
         timing("ordinary turn (phase with 1.5 s ttft): end -> first audio", "ordinary_ms", source=thinking)

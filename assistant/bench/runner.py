@@ -20,7 +20,7 @@ from typing import Any
 
 from assistant import config as config_module
 from assistant.app import Runtime, build
-from assistant.bench import metrics, report, script, speech
+from assistant.bench import metrics, report, script, skillset, speech
 from assistant.bench.probe import Probe, TimedStt, TimedTts, monotonic_to_perf, read_status
 from assistant.bench.script import Layout, Phrases, ReplyPlan
 from assistant.config import Config
@@ -66,6 +66,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the figures as JSON")
     parser.add_argument("--models", type=Path, default=ROOT.parent / "shared" / "models", metavar="DIR")
     parser.add_argument("--stt-model", default="whisper/ggml-tiny.en-real.bin")
+    parser.add_argument(
+        "--stt-prompt", default=None, help="Whisper's initial prompt (default: stt.prompt's default; '' for none)"
+    )
     parser.add_argument("--voice", default="piper/en_US-joe-medium.onnx")
     parser.add_argument("--speech-voice", default="piper/en_US-joe-medium.onnx", help="Piper voice of the speech set")
     parser.add_argument("--speech-count", type=int, default=None, help="only the first N requests of the speech set")
@@ -80,6 +83,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--turn-only", action="store_true", help="run the turn-taking set alone (no speech set, no latency phases)"
     )
     parser.add_argument(
+        "--skills-count", type=int, default=None, help="only the first N requests of the skills set (0: skip it)"
+    )
+    parser.add_argument(
+        "--skills-voices",
+        choices=["all", "rotate"],
+        default="all",
+        help="the skills set in every voice (default), or one voice per request in turn (quicker)",
+    )
+    parser.add_argument("--skills-only", action="store_true", help="run the skills set alone")
+    parser.add_argument(
         "--stt-window",
         choices=["full", "fitted", "both"],
         default="both",
@@ -91,6 +104,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.turns < 1 or args.barge_ins < 0 or args.idle_seconds <= 0 or args.stt_runs < 1:
         parser.error("--turns must be >= 1, --barge-ins >= 0, --idle-seconds > 0, --stt-runs >= 1")
+    if args.skills_count is not None and args.skills_count < 0:
+        parser.error("--skills-count must be >= 0")
+    if args.speech_only + args.turn_only + args.skills_only > 1:
+        parser.error("--speech-only, --turn-only and --skills-only each run one set alone: choose one")
+    if args.skills_only and args.skills_count == 0:
+        parser.error("--skills-only runs the skills set: not with --skills-count 0")
     if args.faults and (args.soak is None or args.soak <= 0):
         parser.error("--faults needs --soak MINUTES (> 0)")
     if min(args.fault_every_min, args.server_down_s, args.device_away_s) <= 0:
@@ -121,14 +140,21 @@ def bench_config(
     stt_model: str = "whisper/ggml-tiny.en-real.bin",
     stt_threads: int = 2,
     voice: str = "piper/en_US-joe-medium.onnx",
+    stt_prompt: str | None = None,
 ) -> Config:
-    """The benchmark's config: the real models, the test server at `host`, a scratch state directory."""
+    """The benchmark's config: the real models, the test server at `host`, a scratch state directory.
+
+    `stt_prompt` None keeps `stt.prompt`'s default."""
     base: dict[str, Any] = {
         "models_dir": str(models),
         "state_dir": scratch_state_dir(),
         "log_level": "warning",
         "wake": {"models": ["hey_jarvis"]},
-        "stt": {"model": stt_model, "threads": stt_threads},
+        "stt": {
+            "model": stt_model,
+            "threads": stt_threads,
+            **({} if stt_prompt is None else {"prompt": stt_prompt}),
+        },
         "tts": {"voice": voice},
         "llm": {"model": "bench-model", "host": host, "timeout_s": 10},
     }
@@ -137,7 +163,13 @@ def bench_config(
 
 def make_config(args: argparse.Namespace, host: str, overrides: Sequence[str] = ()) -> Config:
     return bench_config(
-        args.models, host, overrides, stt_model=args.stt_model, stt_threads=args.stt_threads, voice=args.voice
+        args.models,
+        host,
+        overrides,
+        stt_model=args.stt_model,
+        stt_threads=args.stt_threads,
+        voice=args.voice,
+        stt_prompt=args.stt_prompt,
     )
 
 
@@ -353,6 +385,33 @@ async def turn_taking_phase(bench: Bench) -> dict[str, Any]:
     return out
 
 
+def skills_phase(bench: Bench, config: Config) -> dict[str, Any]:
+    """The skills set: spoken requests through the configured Whisper, matched to the device's intents."""
+    from assistant.config import TtsConfig
+    from assistant.core.transcript import phrase_words
+    from assistant.engines.tts import load_tts
+    from assistant.skills.matcher import IntentMatcher
+
+    requests = skillset.SKILLSET[: bench.args.skills_count]
+    every = bench.args.skills_voices == "all"
+    said = len(requests) * (len(skillset.VOICES) if every else 1)
+    progress(f"skills set: {said} spoken requests ({bench.args.skills_voices} voices), then general questions")
+    piper = load_tts(TtsConfig(voice=bench.args.speech_voice, accelerator="cpu"), config.models_path)
+    matcher = IntentMatcher(config.skills.strip_words, max_timer_s=config.skills.max_timer_s)
+    whisper = bench.stt.inner
+    # The device's request audio starts before the wake word's detection: Whisper hears both.
+    wake = " ".join(phrase_words(Path(config.wake.models[0]).stem)) if config.wake.models else ""
+    found = skillset.measure(whisper.transcribe, matcher, requests, all_voices=every, piper=piper, wake=wake)
+    return {
+        "stt_model": config.stt.model,
+        "stt_prompt": config.stt.prompt,
+        "wake": wake,
+        "voices": bench.args.skills_voices,
+        "piper_voice": bench.args.speech_voice,
+        **found.as_dict(),
+    }
+
+
 async def thinking_phase(bench: Bench, config: Config, pairs: int) -> dict[str, Any]:
     """A wake word while the last request is still thinking: the new request's latency against an ordinary one."""
     saved = bench.server.reply, bench.server.ttft_ms
@@ -395,12 +454,15 @@ async def run_bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         results["settings"] = report.settings(args, config, plan, reply_s, load_s)
 
         # 0. The speech set: how the assistant hears real requests, on each Whisper window.
-        if not args.turn_only:
+        if not (args.turn_only or args.skills_only):
             results["speech_set"] = await speech_phase(bench, config)
         # 0b. The turn-taking set: the fixed silence against the end-of-turn model.
-        if not args.speech_only and args.turn_count != 0:
+        if not (args.speech_only or args.skills_only) and args.turn_count != 0:
             results["turn_taking"] = await turn_taking_phase(bench)
-        if args.speech_only or args.turn_only:
+        # 0c. The skills set: spoken requests reach the right intent and slots, questions stay the LLM's.
+        if not (args.speech_only or args.turn_only) and args.skills_count != 0:
+            results["skills_set"] = await asyncio.to_thread(skills_phase, bench, config)
+        if args.speech_only or args.turn_only or args.skills_only:
             await engines.llm.aclose()
             return results
 
@@ -487,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
     results["bench_wall_s"] = round(time.perf_counter() - started, 1)
-    if not (args.speech_only or args.turn_only):
+    if not (args.speech_only or args.turn_only or args.skills_only):
         print(report.render(results))
     if "speech_set" in results:
         print(speech.render(results["speech_set"]))
@@ -495,6 +557,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from assistant.bench import turntaking
 
         print(turntaking.render(results["turn_taking"]))
+    if "skills_set" in results:
+        print(skillset.render(results["skills_set"]))
     if args.json is not None:
         report.write_json(results, args.json)
         progress(f"wrote {args.json}")

@@ -155,6 +155,7 @@ class WhisperCpp:
         max_tokens_per_s: float = 8.0,
         timeout_s: float = 20.0,
         accelerator: accel.Requested = "auto",
+        prompt: str = "",
         fix: str = "",
     ) -> None:
         global _log_capture
@@ -167,6 +168,8 @@ class WhisperCpp:
         # pywhispercpp logs every call at INFO ("Transcribing ...", "Inference time").
         logging.getLogger("pywhispercpp").setLevel(logging.WARNING)
         use_gpu = accel.whisper_use_gpu(accelerator)
+        # The initial prompt is a decoder setting that stays for every later call.
+        prompted: dict[str, Any] = {"initial_prompt": prompt} if prompt else {}
         captured: list[tuple[int, str]] = []
         with _log_lock:
             _log_capture = captured
@@ -183,6 +186,7 @@ class WhisperCpp:
                     single_segment=True,
                     suppress_nst=True,
                     temperature_inc=0.0,  # no hidden re-decodes: the retry below is ours and bounded
+                    **prompted,
                 )
             finally:
                 _log_capture = None
@@ -201,6 +205,7 @@ class WhisperCpp:
         self.max_tokens_per_s = max_tokens_per_s
         self.timeout_s = timeout_s
         self.threads = threads
+        self.prompt = prompt
         self.runaways = 0  # decodes that looped or hit a bound (each was retried)
         self._lock = threading.Lock()
         logger.info(
@@ -320,5 +325,6 @@ def load_stt(cfg: SttConfig, models_dir: Path) -> WhisperCpp:
         max_tokens_per_s=cfg.max_tokens_per_s,
         timeout_s=cfg.timeout_s,
         accelerator=cfg.accelerator,
+        prompt=cfg.prompt,
         fix=fix,
     )

@@ -15,6 +15,7 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from importlib import resources
 from typing import Any
 
@@ -50,6 +51,10 @@ HA_INTENTS = frozenset(
 # HA slots that need Home Assistant itself (rooms, devices, "in 5 minutes turn off the lights").
 _HA_ONLY_SLOTS = ("{area}", "{floor}", "{name}", "conversation_command")
 _CONTEXT = {"area": "this device"}  # HA's volume and mute templates require an area in context
+WAKE_WORDS = 4  # the most words a mangled wake phrase takes ("hey john this is")
+WAKE_LIKE = 0.65  # similarity to the wake phrase's words ("hey": "they" 0.86, "hay" 0.67; not "when" 0.57)
+_FIRST_SENTENCE = re.compile(r"^([^.!?]*[a-z'])[.!?]\s+(\S.*)$")  # "change our miss. set a timer"; not "7.30"
+_NEGATIONS = frozenset({"don't", "do", "not", "never", "can't", "cannot", "won't", "didn't", "doesn't"})
 _WAKE_PUNCT = re.compile(r"^[\s,.!?]+|[\s,.!?]+$")
 
 
@@ -124,6 +129,9 @@ class IntentMatcher:
             else None
         )
         self.max_timer_s = max_timer_s
+        phrases = [w.split() for w in words]
+        self._wake_heads = {p[0] for p in phrases if len(p) > 1}  # "hey" of "hey jarvis"
+        self._wake_names = {p[-1] for p in phrases if len(p[-1]) >= 4}  # "jarvis"
         self._sounds = _sound_index(primary, fallback)
         self.match("what time is it")  # hassil builds its tries on first use: pay that now
 
@@ -141,27 +149,71 @@ class IntentMatcher:
 
         What Whisper wrote is tried as it is first; only if nothing matches, words
         that sound like a template word ("console" for "cancel") are replaced, and
-        then a mangled first word (the clipped onset: "Check the volume to 3") is dropped.
+        then a mangled first word (the clipped onset: "Check the volume to 3") is dropped,
+        and last a mangled wake phrase: the request audio starts with the wake phrase,
+        which Whisper may write as "Hey John, this is", "They are a miss" or "Stay nervous".
         """
         cleaned = self.clean(text)
         if not cleaned:
             return None
         tried = set()
-        for candidate in (cleaned, self._sound_alike(cleaned)):
-            for variant in (candidate, _drop_first_word(candidate)):
-                if variant and variant not in tried:
-                    tried.add(variant)
-                    if (match := self._match(variant)) is not None:
-                        return match
+        candidates = (cleaned, self._sound_alike(cleaned))
+        # (text, whether a match with a value it did not catch counts): after a mangled wake phrase
+        # only a clean match does, so "Hey, how do I set an alarm on my phone?" is not an alarm.
+        variants = [(v, True) for c in candidates for v in (c, _drop_first_word(c))]
+        variants += [(v, False) for c in candidates for v in self._after_wake(c)]
+        sentence = _FIRST_SENTENCE.match(cleaned)
+        if sentence is not None and len(sentence.group(1).split()) <= WAKE_WORDS:
+            # A short first sentence is most likely the wake phrase: what follows it is tried first,
+            # so "Hang on, miss. Set a pizza timer" does not name the timer "hang on miss set a pizza".
+            variants.insert(0, (sentence.group(2), False))
+        for variant, unclear_ok in variants:
+            if variant and variant not in tried:
+                tried.add(variant)
+                match = self._match(variant)
+                if match is not None and (unclear_ok or "invalid" not in match.slots):
+                    return match
         return None
 
+    def _after_wake(self, text: str) -> list[str]:
+        """What may follow a mangled wake phrase at the start of `text`: the rest after a first
+        sentence of at most WAKE_WORDS words, or after the first 1 to WAKE_WORDS words when the first
+        sounds like the wake phrase's first word ("they" for "hey") or one of them like its name
+        ("Stay Jarvis")."""
+        after: list[str] = []
+        sentence = _FIRST_SENTENCE.match(text)
+        if sentence is not None and len(sentence.group(1).split()) <= WAKE_WORDS:
+            # Whisper often ends a mangled wake phrase with a full stop: "Change our miss. Pause the timer."
+            after.append(sentence.group(2))
+        words = [word.strip(".,!?;:") for word in text.split()]
+        head = words[:WAKE_WORDS]
+        heads = any(_like(head[0], first) for first in self._wake_heads) if head else False
+        if heads or any(_like(word, name) for word in head for name in self._wake_names):
+            # Never the rest after a negation: "Hey, don't stop" is not "stop".
+            cuts = range(1, min(WAKE_WORDS, len(words) - 1) + 1)
+            after += [" ".join(words[n:]) for n in cuts if words[n - 1] not in _NEGATIONS]
+        return after
+
     def _sound_alike(self, text: str) -> str:
-        words = text.split()
-        for index, word in enumerate(words):
-            bare = word.strip(".,!?;:")
-            if bare.isalpha() and bare not in self._sounds.words:
-                words[index] = self._sounds.codes.get(jellyfish.metaphone(bare), word)
-        return " ".join(words)
+        """Unknown words replaced by the template word they sound like; two unknown words
+        in a row may be one ("re zoom": Whisper's "Re-zoom" for "resume")."""
+        words = [word.strip(".,!?;:") for word in text.split()]
+        out: list[str] = []
+        index = 0
+        while index < len(words):
+            word = words[index]
+            unknown = word.isalpha() and word not in self._sounds.words
+            if unknown and index + 1 < len(words):
+                after = words[index + 1]
+                if after.isalpha() and after not in self._sounds.words:
+                    joined = self._sounds.codes.get(jellyfish.metaphone(word + after))
+                    if joined is not None:
+                        out.append(joined)
+                        index += 2
+                        continue
+            out.append(self._sounds.codes.get(jellyfish.metaphone(word), word) if unknown else word)
+            index += 1
+        return " ".join(out)
 
     def _match(self, cleaned: str) -> Match | None:
         for intents, skip_words in self._passes:
@@ -174,17 +226,23 @@ class IntentMatcher:
                 language="en",
             )
             if result is not None:
-                match = Match(result.intent.name, self._resolve(result, cleaned), cleaned)
+                slots = self._resolve(result, cleaned)
+                if slots is None:
+                    return None
+                match = Match(result.intent.name, slots, cleaned)
                 logger.debug("skills: %r -> %s %s", cleaned, match.intent, match.slots)
                 return match
         return None
 
-    def _resolve(self, result: RecognizeResult, text: str) -> dict[str, Any]:
+    def _resolve(self, result: RecognizeResult, text: str) -> dict[str, Any] | None:
+        """Canonical slots; None for a template marked `only_valid` whose value did not parse."""
         raw = {name: entity.value for name, entity in result.entities.items() if name != "area"}
         slots: dict[str, Any] = {}
         try:
             _resolve_into(slots, raw, text, self.max_timer_s)
         except BadValue as exc:
+            if raw.get("only_valid"):
+                return None
             return {"invalid": getattr(exc, "slot", "value"), "problem": str(exc)}
         return slots
 
@@ -196,21 +254,52 @@ class _Sounds:
 
 
 def _sound_index(*dicts: dict[str, Any]) -> _Sounds:
-    """Every literal word of the templates, and the words whose sound (metaphone) is unique."""
+    """Every literal word of the templates and their lists, and the words whose sound (metaphone) is unique.
+
+    The words of the lists ("three", "minutes", "half") are known words, never replaced,
+    but not replacements: a slot's value is the user's, not the template's.
+    """
     texts: list[str] = []
+    listed: list[str] = []
     for data in dicts:
         for intent in data["intents"].values():
             texts.extend(sentence for block in intent["data"] for sentence in block["sentences"])
         texts.extend(str(rule) for rule in data.get("expansion_rules", {}).values())
-    words = set()
-    for text in texts:
-        words.update(re.findall(r"[a-z']+", re.sub(r"\{[^}]*\}|<[^>]*>", " ", text.lower())))
+        for slot_list in data.get("lists", {}).values():
+            for value in slot_list.get("values", []) if isinstance(slot_list, dict) else []:
+                listed.append(str(value.get("in", "")) if isinstance(value, dict) else str(value))
+    words = _words(texts)
     by_code: dict[str, set[str]] = {}
     for word in words:
         if len(word) >= 4:  # short words sound alike too easily
             by_code.setdefault(jellyfish.metaphone(word), set()).add(word)
     codes = {code: next(iter(found)) for code, found in by_code.items() if len(found) == 1}
-    return _Sounds(frozenset(words), codes)
+    return _Sounds(frozenset(words | _words(listed) | _NUMBER_WORDS), codes)
+
+
+# The number words of hassil's ranges ({timer_minutes}, {volume}), which no template spells out.
+_NUMBER_WORDS = frozenset(
+    re.findall(
+        r"\w+",
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred",
+    )
+)
+
+
+def _words(texts: Iterable[str]) -> set[str]:
+    """The literal words of templates; "minute[s]" gives "minute" and "minutes"."""
+    words: set[str] = set()
+    for text in texts:
+        lowered = re.sub(r"\{[^}]*\}|<[^>]*>", " ", text.lower())
+        words.update(re.findall(r"[a-z']+", lowered))
+        words.update(stem + "s" for stem in re.findall(r"([a-z']+)\[s\]", lowered))
+    return words
+
+
+def _like(word: str, head: str) -> bool:
+    """Whether `word` may be Whisper's spelling of a wake phrase's first word ("they", "stay" for "hey")."""
+    return len(word) >= 3 and SequenceMatcher(None, word, head).ratio() >= WAKE_LIKE
 
 
 def _drop_first_word(text: str) -> str:

@@ -53,6 +53,7 @@ def to_digits(text: str) -> str:
     text = re.sub(r"\bp\.?\s?m\b\.?", " pm ", text)
     text = re.sub(r"\bo['’]?\s?clock\b", " oclock ", text)
     text = re.sub(r"(?<=[a-z])-(?=[a-z\d])|(?<=\d)-(?=[a-z])", " ", text)  # ten-minute, 10-minute
+    text = re.sub(r"\bfree\b", "three", text)  # Whisper's spelling of a spoken "three" ("volume to free")
     text = re.sub(r"[,!?;\"]", " ", text)
     text = re.sub(r"\.(?!\d)", " ", text)  # keep 7.30, drop sentence stops
     text = alpha2digit(" ".join(text.split()), "en", threshold=0)
@@ -64,6 +65,9 @@ def parse_duration(text: str, *, limit_s: float | None = None) -> float:
     """Seconds in "10 minutes", "an hour and a half", "2 hours 5 minutes"; BadValue otherwise."""
     said = text.strip()
     digits = to_digits(text)
+    # Whisper's spellings of a spoken "an": "the hour and a half", "hours and a half" (the article dropped).
+    digits = re.sub(r"^(?:the )?(hour|minute|second)s? and a half\b", r"an \1 and a half", digits)
+    digits = re.sub(r"^the (hour|minute|second)$", r"an \1", digits)
     digits = re.sub(r"\bhalf (an? )?(hour|minute)\b", r"0.5 \2", digits)
     digits = re.sub(r"\b(an?|1) (hour|minute|second)s? and a half\b", r"1.5 \2", digits)
     digits = re.sub(rf"\b({_NUMBER}) and a half (hour|minute|second)s?\b", r"\1.5 \2", digits)
@@ -105,7 +109,7 @@ _PARTS_OF_DAY = (
     (re.compile(r"\b(in the )?morning\b"), "am"),
     (re.compile(r"\b(in the )?(afternoon|evening)\b|\bat night\b|\btonight\b"), "pm"),
 )
-_RELATIVE = re.compile(rf"^(half|quarter|{_NUMBER})( minutes?)? (past|after|to|before|till) (\d{{1,2}})$")
+_RELATIVE = re.compile(rf"^(half|quarter|{_NUMBER})( minutes?)? (past|pass|after|to|before|till) (\d{{1,2}})$")
 _PLAIN = re.compile(r"^(\d{1,4})(?:\s*[:.\s]\s*(?:oh\s*)?(\d{1,2}))?$")
 
 
