@@ -190,7 +190,9 @@ class WhisperCpp:
                 )
             finally:
                 _log_capture = None
-        problems = [t.strip() for level, t in captured if level == 4]
+        # The log callback is process-wide: another instance's transcription aborted meanwhile (a
+        # preempted or abandoned call) logs "whisper_full_with_state: failed to encode" here too.
+        problems = [t.strip() for level, t in captured if level == 4 and "whisper_full" not in t]
         problems += [t.strip() for level, t in captured if level == 3 and "no tensors" in t]
         if problems:
             raise ModelError(f"whisper.cpp cannot load {model_path}: {'; '.join(problems)}; {fix}")
