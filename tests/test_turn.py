@@ -104,6 +104,23 @@ class OutageLlm:
         yield outcome
 
 
+def outage_turn(
+    llm: OutageLlm, clock: SampleClock, bus: EventBus, out: Path, pool: ThreadPoolExecutor, notice: str
+) -> Turn:
+    """A turn whose LLM follows `llm`'s script, speaking the tone voice into `out`."""
+    return Turn(
+        stt=BrokenStt(),
+        llm=llm,  # type: ignore[arg-type]
+        tts=ToneTts(),  # type: ignore[arg-type]
+        speaker=WavSpeaker(out, clock),
+        clock=clock,
+        bus=bus,
+        history=History("sys", max_turns=4, forget_after_s=0),
+        settings=TurnSettings("m", "Sorry.", llm_unavailable=notice),
+        executor=pool,
+    )
+
+
 def test_the_llm_missing_is_told_once_per_outage(tmp_path: Path) -> None:
     """The notice the first time a question finds no LLM; the apology after; again only once it was back."""
     events: list[Event] = []
@@ -127,17 +144,7 @@ def test_the_llm_missing_is_told_once_per_outage(tmp_path: Path) -> None:
     async def scenario() -> list[str]:
         said: list[str] = []
         with ThreadPoolExecutor(1) as pool:
-            turn = Turn(
-                stt=BrokenStt(),
-                llm=llm,  # type: ignore[arg-type]
-                tts=ToneTts(),  # type: ignore[arg-type]
-                speaker=WavSpeaker(tmp_path / "out.wav", clock),
-                clock=clock,
-                bus=bus,
-                history=History("sys", max_turns=4, forget_after_s=0),
-                settings=TurnSettings("m", "Sorry.", llm_unavailable=NOTICE),
-                executor=pool,
-            )
+            turn = outage_turn(llm, clock, bus, tmp_path / "out.wav", pool, NOTICE)
             ticker = asyncio.create_task(tick(clock))
             for index in range(8):
                 if index == 6:
@@ -174,17 +181,7 @@ def test_no_notice_configured_is_the_apology_every_time(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         with ThreadPoolExecutor(1) as pool:
-            turn = Turn(
-                stt=BrokenStt(),
-                llm=llm,  # type: ignore[arg-type]
-                tts=ToneTts(),  # type: ignore[arg-type]
-                speaker=WavSpeaker(tmp_path / "out.wav", clock),
-                clock=clock,
-                bus=bus,
-                history=History("sys", max_turns=4, forget_after_s=0),
-                settings=TurnSettings("m", "Sorry.", llm_unavailable=""),
-                executor=pool,
-            )
+            turn = outage_turn(llm, clock, bus, tmp_path / "out.wav", pool, "")
             ticker = asyncio.create_task(tick(clock))
             for _ in range(2):
                 await turn.respond(TurnRecord(speech_end=clock.now(), endpoint_at=clock.now(), transcript="Hi?"))
