@@ -177,6 +177,18 @@ def test_alarm_rings_on_the_calendar(matcher: IntentMatcher, tmp_path: Path) -> 
     assert [r.text for r in skills.due(seven)] == ["It's 7 AM. This is your alarm."]
 
 
+def test_an_alarm_in_half_an_hour_is_a_clock_time_from_now(matcher: IntentMatcher, tmp_path: Path) -> None:
+    skills, clock = make(matcher, tmp_path)
+    assert say(skills, clock, "Wake me up in half an hour.", 0) == "Alarm set for 9:35 PM today, in 30 minutes."
+    assert skills.due(30 * 60 - 1) == []
+    clock.now = 30 * 60
+    assert [r.text for r in skills.due(clock.now)] == ["It's 9:35 PM. This is your alarm."]
+    assert (
+        say(skills, clock, "wake me in 30 hours")
+        == "An alarm can be at most a day ahead. Say a time like seven thirty."
+    )
+
+
 def test_repeat_says_the_last_reply_again(matcher: IntentMatcher, tmp_path: Path) -> None:
     skills, clock = make(matcher, tmp_path)
     assert say(skills, clock, "repeat that") == "I haven't said anything yet."

@@ -141,6 +141,9 @@ def _clock_time(slots: dict[str, Any]) -> ClockTime | None:
 
 
 def set_alarm(ctx: Context, slots: dict[str, Any], now: float) -> str:
+    if "in_s" in slots:  # "wake me up in half an hour"
+        alarm = ctx.book.set_alarm_in(float(slots["in_s"]))
+        return f"Alarm set for {ctx.book.when(alarm)}, in {say_duration(float(slots['in_s']))}."
     when = _clock_time(slots)
     if when is None:
         return ASK_ALARM

@@ -319,6 +319,9 @@ def _seconds(raw: dict[str, Any], prefix: str) -> float | None:
     return sum(_number(value) * scale for value, scale in found)
 
 
+DAY_S = 24 * 3600
+
+
 def _bad(slot: str, exc: BadValue) -> BadValue:
     exc.slot = slot  # type: ignore[attr-defined]
     return exc
@@ -376,6 +379,15 @@ def _resolve_alarm(slots: dict[str, Any], raw: dict[str, Any]) -> None:
             slots["day"] = day
         return
     phrase, said_day = split_day(str(raw["alarm_time"]))
+    if (later := re.match(r"in (.+)$", phrase.strip())) and not said_day and not day:  # "wake me up in an hour"
+        try:
+            seconds = parse_duration(later.group(1))
+        except BadValue as exc:
+            raise _bad("time", exc) from None
+        if seconds > DAY_S:
+            raise _bad("time", BadValue("An alarm can be at most a day ahead. Say a time like seven thirty."))
+        slots["in_s"] = seconds
+        return
     day = day or said_day
     try:
         when = parse_clock(phrase)

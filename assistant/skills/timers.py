@@ -177,7 +177,13 @@ class TimerBook:
         )
         if not options:
             raise BadValue(f"It's already past {say_clock((when.hours24()[-1], when.minute), self.clock)} today.")
-        moment = options[0]
+        return self._add_alarm(options[0])
+
+    def set_alarm_in(self, seconds: float) -> Alarm:
+        """An alarm `seconds` from now on the calendar ("wake me up in half an hour")."""
+        return self._add_alarm(self.calendar() + timedelta(seconds=seconds))
+
+    def _add_alarm(self, moment: datetime) -> Alarm:
         alarm = Alarm(self._new_id(), moment.timestamp())
         self.alarms[alarm.id] = alarm
         self.changed = True
