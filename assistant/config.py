@@ -70,7 +70,7 @@ class VadConfig(Section):
 
 
 class TurnConfig(Section):
-    mode: Literal["smart_turn", "silence"] = "silence"
+    mode: Literal["smart_turn", "silence"] = "smart_turn"
     model: str = "smart-turn-v3.2"
     check_silence_ms: int = Field(default=200, ge=32, le=2000)
     recheck_ms: int = Field(default=100, ge=100, le=2000)

@@ -264,6 +264,7 @@ async def test_button_mutes_the_microphone_and_the_mute_survives_a_restart(
     write_wav(wav, np.zeros(SAMPLE_RATE * 2, np.float32))
     config = config_module.load(overrides=[
         f"state_dir={tmp_path / 'state'}", "button.pin=17", "button.bounce_ms=0", "leds.kind=per_state",
+        "turn.mode=silence",  # fake engines: no end-of-turn model
         "leds.pins={idle: 5, muted: 21}"])  # fmt: skip
     button = pin(17)
 
