@@ -41,6 +41,7 @@ def bench(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
         "--turn-count", "1",
         "--skills-count", "5",
         "--skills-voices", "rotate",
+        "--local-count", "2",
         "--stt-window", "full",
         "--reply", REPLY,
         "--models", str(models_dir),
@@ -114,6 +115,10 @@ def test_every_goal_agrees_with_the_figures_it_judges(bench: dict[str, Any]) -> 
             len(report["skills_set"]["questions_taken"]), lambda v: v == 0
         ),
     }
+    for state, local in report["local_answers"].items():
+        judged[f"local answers, LLM {state}: first audio <= endpointing + stt_ms + 250 (p50)"] = judge(
+            local["after_stt_ms"]["p50"], lambda v, local=local: v <= 250 and local["answered_locally"] == 2
+        )
     assert set(goals) == set(judged), "every goal is judged here"
     for name, (value, met) in judged.items():
         assert goals[name]["value"] == value, name
@@ -234,3 +239,19 @@ def test_turn_taking_figures_for_each_mode(bench: dict[str, Any]) -> None:
     # The fixed 700 ms silence waits at least its 700 ms of audio after the end of speech.
     assert taking["silence_700ms"]["endpointing_ms"]["p50"] >= 700 - TOLERANCE_MS
     assert "Turn taking" in bench["stdout"] and "smart_turn" in bench["stdout"]
+
+
+def test_local_answers_never_ask_the_llm_up_or_down(bench: dict[str, Any]) -> None:
+    local = bench["json"]["local_answers"]
+    assert set(local) == {"up", "down"}
+    for state, figures in local.items():
+        assert figures["requests"] == 2, state
+        assert figures["asked_llm"] == 0, (state, figures["rows"])
+        assert figures["answered_locally"] == 2, (state, figures["rows"])
+        for row in figures["rows"]:
+            # The three shares are measured separately; what is left is the local answer's own cost.
+            assert row["after_stt_ms"] == pytest.approx(
+                row["end_of_speech_to_first_audio_ms"] - row["endpointing_ms"] - row["stt_ms"]
+            ), row
+            assert row["after_stt_ms"] > 0, row
+    assert "Local answers" in bench["stdout"]

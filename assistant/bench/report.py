@@ -280,6 +280,15 @@ def speech_goals(r: dict[str, Any]) -> list[dict[str, Any]]:
         )
         taken = len(skills["questions_taken"])
         out.append({"goal": "skills set: no general question taken from the LLM", "value": taken, "met": taken == 0})
+    for state, local in (r.get("local_answers") or {}).items():
+        after = local["after_stt_ms"]["p50"]
+        out.append(
+            {
+                "goal": f"local answers, LLM {state}: first audio <= endpointing + stt_ms + 250 (p50)",
+                "value": after,
+                "met": None if after is None else after <= 250 and local["answered_locally"] == local["requests"],
+            }
+        )
     thinking = r.get("thinking_barge_in")
     if thinking is not None:
         ratio = thinking.get("barge_over_ordinary")
@@ -390,6 +399,14 @@ def render(r: dict[str, Any]) -> str:
             f"skills set: general questions taken, of {skills['questions']}",
             len(skills["questions_taken"]),
             "skills set: no general question taken from the LLM",
+        )
+    for state, local in (r.get("local_answers") or {}).items():
+        timing(f"local answer, LLM {state}: end -> first audio", "end_of_speech_to_first_audio_ms", source=local)
+        timing(
+            f"  after the transcript (LLM {state})",
+            "after_stt_ms",
+            f"local answers, LLM {state}: first audio <= endpointing + stt_ms + 250 (p50)",
+            source=local,
         )
     thinking = r.get("thinking_barge_in")
     if thinking is not None:

@@ -91,7 +91,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="all",
         help="the skills set in every voice (default), or one voice per request in turn (quicker)",
     )
-    parser.add_argument("--skills-only", action="store_true", help="run the skills set alone")
+    parser.add_argument(
+        "--local-count",
+        type=int,
+        default=None,
+        help="only the first N requests of the local-answer set, run with the skills set (0: skip it)",
+    )
+    parser.add_argument("--skills-only", action="store_true", help="run the skills set (and local answers) alone")
     parser.add_argument(
         "--stt-window",
         choices=["full", "fitted", "both"],
@@ -104,8 +110,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.turns < 1 or args.barge_ins < 0 or args.idle_seconds <= 0 or args.stt_runs < 1:
         parser.error("--turns must be >= 1, --barge-ins >= 0, --idle-seconds > 0, --stt-runs >= 1")
-    if args.skills_count is not None and args.skills_count < 0:
-        parser.error("--skills-count must be >= 0")
+    if min(args.skills_count or 0, args.local_count or 0) < 0:
+        parser.error("--skills-count and --local-count must be >= 0")
     if args.speech_only + args.turn_only + args.skills_only > 1:
         parser.error("--speech-only, --turn-only and --skills-only each run one set alone: choose one")
     if args.skills_only and args.skills_count == 0:
@@ -144,11 +150,14 @@ def bench_config(
 ) -> Config:
     """The benchmark's config: the real models, the test server at `host`, a scratch state directory.
 
-    `stt_prompt` None keeps `stt.prompt`'s default."""
+    The turn ends on the fixed silence (`turn.mode: silence`) unless `overrides` say otherwise: the
+    latency phases break a turn into its stages, which needs the silence as a known constant; the
+    turn-taking phase runs each mode by name. `stt_prompt` None keeps `stt.prompt`'s default."""
     base: dict[str, Any] = {
         "models_dir": str(models),
         "state_dir": scratch_state_dir(),
         "log_level": "warning",
+        "turn": {"mode": "silence"},
         "wake": {"models": ["hey_jarvis"]},
         "stt": {
             "model": stt_model,
@@ -412,6 +421,27 @@ def skills_phase(bench: Bench, config: Config) -> dict[str, Any]:
     }
 
 
+async def local_answers_phase(bench: Bench) -> dict[str, Any]:
+    """The device's own requests through `assistant run`, the LLM server up and then down (`localanswers`)."""
+    from assistant.bench import localanswers
+    from assistant.engines.llm_chain import build_llm
+
+    progress("making the local-answer set")
+    utterances = localanswers.write_local_set(bench.folder / "local", bench.engines.tts, bench.args.local_count)
+    out: dict[str, Any] = {}
+    for state, host in (("up", bench.server.url), ("down", localanswers.DOWN_HOST)):
+        progress(f"local answers: {len(utterances)} requests, LLM server {state}")
+        config = make_config(bench.args, host, localanswers.OVERRIDES)
+        llm = bench.engines.llm if state == "up" else build_llm(config.llm)
+        try:
+            engines = replace(bench.engines, llm=llm)
+            out[state] = await localanswers.run_local(config, utterances, engines, bench.folder)
+        finally:
+            if llm is not bench.engines.llm:
+                await llm.aclose()
+    return out
+
+
 async def thinking_phase(bench: Bench, config: Config, pairs: int) -> dict[str, Any]:
     """A wake word while the last request is still thinking: the new request's latency against an ordinary one."""
     saved = bench.server.reply, bench.server.ttft_ms
@@ -462,6 +492,8 @@ async def run_bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         # 0c. The skills set: spoken requests reach the right intent and slots, questions stay the LLM's.
         if not (args.speech_only or args.turn_only) and args.skills_count != 0:
             results["skills_set"] = await asyncio.to_thread(skills_phase, bench, config)
+        if not (args.speech_only or args.turn_only) and args.skills_count != 0 and args.local_count != 0:
+            results["local_answers"] = await local_answers_phase(bench)
         if args.speech_only or args.turn_only or args.skills_only:
             await engines.llm.aclose()
             return results
@@ -559,6 +591,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(turntaking.render(results["turn_taking"]))
     if "skills_set" in results:
         print(skillset.render(results["skills_set"]))
+    if "local_answers" in results:
+        from assistant.bench import localanswers
+
+        print(localanswers.render(results["local_answers"]))
     if args.json is not None:
         report.write_json(results, args.json)
         progress(f"wrote {args.json}")

@@ -87,6 +87,9 @@ async def run_one(config: Config, utterance: Utterance, engines: Engines, folder
         "transcripts": transcripts,
         "endpointing_ms": getattr(turn, "endpointing_ms", None),
         "end_of_speech_to_first_audio_ms": getattr(turn, "end_of_speech_to_first_audio_ms", None),
+        "stt_ms": getattr(turn, "stt_ms", None),
+        "answered": getattr(turn, "end_of_speech_to_first_audio_ms", None) is not None,
+        "asked_llm": bool(by_type.get("llm_request")),
         "model_calls": len(by_type.get("end_of_turn", [])),
         "model_ms": [e.ms for e in by_type.get("end_of_turn", [])],
     }
