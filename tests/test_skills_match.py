@@ -117,6 +117,9 @@ def test_matches_intent_and_slots(matcher: IntentMatcher, text: str, intent: str
         ("Set an alarm for 25 o'clock.", "SkillSetAlarm", "time", "no 25 o'clock"),
         ("Wake me up at 7:75.", "SkillSetAlarm", "time", "no minute 75"),
         ("Wake me up at 13 p.m.", "SkillSetAlarm", "time", "no 13 PM"),
+        # After a wake phrase Whisper wrote as a sentence of its own, as the bare request would be.
+        ("Stay nervous. Set an alarm for 25 o'clock.", "SkillSetAlarm", "time", "no 25 o'clock"),
+        ("Hey Jarvis. Wake me up in 30 hours.", "SkillSetAlarm", "time", "at most a day"),
     ],
 )
 def test_impossible_values_are_ours_with_a_spoken_problem(
@@ -150,6 +153,7 @@ def test_impossible_values_are_ours_with_a_spoken_problem(
         "Hey, don't stop.",
         "Hey, how do I set an alarm on my phone?",
         "Hey John, what is the volume of a sphere?",
+        "Hey Jarvis. How do I set an alarm on my phone?",
         "",
         "  ...  ",
     ],

@@ -166,7 +166,9 @@ class IntentMatcher:
         if sentence is not None and len(sentence.group(1).split()) <= WAKE_WORDS:
             # A short first sentence is most likely the wake phrase: what follows it is tried first,
             # so "Hang on, miss. Set a pizza timer" does not name the timer "hang on miss set a pizza".
-            variants.insert(0, (sentence.group(2), False))
+            # It is a request of its own, taken as the bare request would be: a value it did not catch
+            # counts ("Stay nervous. Set an alarm for 25 o'clock.").
+            variants.insert(0, (sentence.group(2), True))
         for variant, unclear_ok in variants:
             if variant and variant not in tried:
                 tried.add(variant)
