@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from assistant.config import SkillsConfig
+from assistant.skills.matcher import IntentMatcher
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
@@ -129,3 +132,10 @@ llm:
         encoding="utf-8",
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def matcher() -> IntentMatcher:
+    """The device's intent matcher as the default config builds it (it keeps no state between matches)."""
+    settings = SkillsConfig()
+    return IntentMatcher(settings.strip_words, max_timer_s=settings.max_timer_s)

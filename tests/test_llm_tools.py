@@ -35,12 +35,6 @@ def srv() -> Iterator[OllamaTestServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def matcher() -> IntentMatcher:
-    settings = SkillsConfig()
-    return IntentMatcher(settings.strip_words, max_timer_s=settings.max_timer_s)
-
-
 @pytest.fixture
 def skills(matcher: IntentMatcher, tmp_path: Path) -> Skills:
     return Skills(SkillsConfig(), StateFile.in_dir(tmp_path), calendar=lambda: NOON, matcher=matcher)

@@ -52,12 +52,6 @@ LIGHTS = {"type": "function", "name": "lights", "description": "Turn the lights 
 ASK = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Weather in Oslo?"}]}
 
 
-@pytest.fixture(scope="module")
-def matcher() -> IntentMatcher:
-    settings = SkillsConfig()
-    return IntentMatcher(settings.strip_words, max_timer_s=settings.max_timer_s)
-
-
 @pytest.fixture
 def skills(matcher: IntentMatcher, tmp_path: Path) -> Skills:
     return Skills(SkillsConfig(), StateFile.in_dir(tmp_path / "skills"), calendar=lambda: NOON, matcher=matcher)

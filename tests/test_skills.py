@@ -31,12 +31,6 @@ class FakeClock:
         return self.start + timedelta(seconds=self.now)
 
 
-@pytest.fixture(scope="module")
-def matcher() -> IntentMatcher:
-    settings = SkillsConfig()
-    return IntentMatcher(settings.strip_words, max_timer_s=settings.max_timer_s)
-
-
 def make(
     matcher: IntentMatcher, state_dir: Path, start: datetime = EVENING, **settings: object
 ) -> tuple[Skills, FakeClock]:
