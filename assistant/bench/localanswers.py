@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from assistant.bench.metrics import stats
+from assistant.bench.metrics import cell, stats
 from assistant.bench.turnset import Utterance, write_turnset
 from assistant.bench.turntaking import run_one
 from assistant.config import Config
@@ -87,18 +87,14 @@ def render(results: dict[str, Any]) -> str:
     """The local-answer figures per LLM state, as scripts/bench prints them."""
     lines = ["", "Local answers (the device's own requests through `assistant run`, real models)"]
 
-    def ms(figure: dict[str, Any] | None, q: str) -> str:
-        value = (figure or {}).get(q)
-        return "-" if value is None else f"{value:.0f}"
-
     lines.append(
         f"  {'LLM server':<12}{'answered':>10}{'first audio p50/p95':>22}{'stt_ms p50':>12}{'after stt p50/p95':>20}"
     )
     for state, f in results.items():
-        first = f"{ms(f['end_of_speech_to_first_audio_ms'], 'p50')}/{ms(f['end_of_speech_to_first_audio_ms'], 'p95')}"
-        after = f"{ms(f['after_stt_ms'], 'p50')}/{ms(f['after_stt_ms'], 'p95')}"
-        answered = f"{f['answered_locally']}/{f['requests']}"
-        lines.append(f"  {state:<12}{answered:>10}{first:>22}{ms(f['stt_ms'], 'p50'):>12}{after:>20}")
+        first = cell(f["end_of_speech_to_first_audio_ms"], "p50", "p95")
+        after = cell(f["after_stt_ms"], "p50", "p95")
+        answered, stt = f"{f['answered_locally']}/{f['requests']}", cell(f["stt_ms"], "p50")
+        lines.append(f"  {state:<12}{answered:>10}{first:>22}{stt:>12}{after:>20}")
     lines.append(
         f"  goal: first audio <= endpointing + stt_ms + {AFTER_STT_GOAL_MS:.0f} ms (after stt p50), the LLM up or down"
     )

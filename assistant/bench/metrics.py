@@ -17,6 +17,12 @@ from assistant.events import Event, SpeechStopped, TurnLatency, Wake
 BOUNDARIES = ("wake", "speech_started")
 
 
+def cell(figure: dict[str, Any] | None, *quantiles: str) -> str:
+    """A table cell of a `stats` figure: "736/768" for ("p50", "p95"), "-" for what was not measured."""
+    values = [(figure or {}).get(q) for q in quantiles]
+    return "/".join("-" if v is None else f"{v:.0f}" for v in values)
+
+
 def stats(values: Iterable[float | None]) -> dict[str, float | int | None]:
     """p50 / p95 (ms figures rounded to 0.1), with the count; None where nothing was measured."""
     data = [float(v) for v in values if v is not None and math.isfinite(v)]

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.app import build
-from assistant.bench.metrics import stats
+from assistant.bench.metrics import cell, stats
 from assistant.bench.runner import bench_config
 from assistant.bench.turnset import Utterance, write_turnset
 from assistant.config import Config
@@ -128,15 +128,11 @@ def render(results: dict[str, Any]) -> str:
     """The turn-taking figures per mode, as scripts/bench prints them."""
     lines = ["", "Turn taking (the turn-taking set through `assistant run`, real models)"]
 
-    def ms(figure: dict[str, Any] | None, q: str) -> str:
-        value = (figure or {}).get(q)
-        return "-" if value is None else f"{value:.0f}"
-
     header = f"  {'mode':<24}{'endpointing p50/p95':>22}{'cut_off':>10}{'in pause':>10}{'first audio p50/p95':>22}"
     lines.append(header)
     for mode, f in results.items():
-        endpointing = f"{ms(f['endpointing_ms'], 'p50')}/{ms(f['endpointing_ms'], 'p95')}"
-        first = f"{ms(f['end_of_speech_to_first_audio_ms'], 'p50')}/{ms(f['end_of_speech_to_first_audio_ms'], 'p95')}"
+        endpointing = cell(f["endpointing_ms"], "p50", "p95")
+        first = cell(f["end_of_speech_to_first_audio_ms"], "p50", "p95")
         cut = f"{f['cut_off']}/{f['paused_requests']}"
         in_pause = f"{f['ended_in_pause']}/{f['paused_requests']}"
         lines.append(f"  {mode:<24}{endpointing:>22}{cut:>10}{in_pause:>10}{first:>22}")
