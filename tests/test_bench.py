@@ -236,6 +236,8 @@ def test_turn_taking_figures_for_each_mode(bench: dict[str, Any]) -> None:
         endpointing = figures["endpointing_ms"]
         assert endpointing["n"] == 1 and endpointing["p50"] >= 0, mode
         assert [row["paused"] for row in figures["rows"]] == [False, True], mode
+        assert is_number(figures["idle_cpu_percent"]) and figures["idle_cpu_percent"] >= 0, mode
+        assert figures["idle_end_of_turn_calls"] == 0, "the end-of-turn model never runs while idle"
     # The fixed 700 ms silence waits at least its 700 ms of audio after the end of speech.
     assert taking["silence_700ms"]["endpointing_ms"]["p50"] >= 700 - TOLERANCE_MS
     assert "Turn taking" in bench["stdout"] and "smart_turn" in bench["stdout"]

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 DYNAMIC = ("vad.complete_silence_ms=300", "vad.trailing_silence_ms=1200")
 THINKING_REPLY = "The capital of France is Paris. It lies on the river Seine."
+TURN_IDLE_S = 20.0  # idle CPU per endpointing mode in the turn-taking phase (at most --idle-seconds)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -391,6 +392,16 @@ async def turn_taking_phase(bench: Bench) -> dict[str, Any]:
             out[mode] = await turntaking.run_turn_taking(config, utterances, bench.engines, bench.folder)
     finally:
         bench.server.reply = saved_reply
+    # Idle in each mode, one after the other in the same run: the end-of-turn model must cost nothing
+    # while nobody speaks (it runs only in a pause of a request).
+    seconds = min(float(bench.args.idle_seconds), TURN_IDLE_S)
+    for mode in turntaking.DEFAULT_MODES:
+        idle: dict[str, Any] = {}
+        config = make_config(bench.args, bench.server.url, turntaking.MODES[mode])
+        layout = script.idle_layout(seconds)
+        probe = await bench.run(f"idle-{mode}", config, layout, noise_rms=0.003, during=measure_idle(seconds, idle))
+        out[mode]["idle_cpu_percent"] = idle.get("idle_cpu_percent")
+        out[mode]["idle_end_of_turn_calls"] = metrics.counts(probe).get("end_of_turn", 0)
     return out
 
 

@@ -128,15 +128,23 @@ def render(results: dict[str, Any]) -> str:
     """The turn-taking figures per mode, as scripts/bench prints them."""
     lines = ["", "Turn taking (the turn-taking set through `assistant run`, real models)"]
 
-    header = f"  {'mode':<24}{'endpointing p50/p95':>22}{'cut_off':>10}{'in pause':>10}{'first audio p50/p95':>22}"
+    header = (
+        f"  {'mode':<24}{'endpointing p50/p95':>22}{'cut_off':>10}{'in pause':>10}{'first audio p50/p95':>22}"
+        f"{'idle CPU %':>12}"
+    )
     lines.append(header)
     for mode, f in results.items():
         endpointing = cell(f["endpointing_ms"], "p50", "p95")
         first = cell(f["end_of_speech_to_first_audio_ms"], "p50", "p95")
         cut = f"{f['cut_off']}/{f['paused_requests']}"
         in_pause = f"{f['ended_in_pause']}/{f['paused_requests']}"
-        lines.append(f"  {mode:<24}{endpointing:>22}{cut:>10}{in_pause:>10}{first:>22}")
-    lines.append("  goals: endpointing p50 <= 250 ms (complete requests); cut_off 0; first audio p50 <= 800 ms")
+        idle = f.get("idle_cpu_percent")
+        idle_cpu = "-" if idle is None else f"{idle:.1f}"
+        lines.append(f"  {mode:<24}{endpointing:>22}{cut:>10}{in_pause:>10}{first:>22}{idle_cpu:>12}")
+    lines.append(
+        "  goals: endpointing p50 <= 250 ms (complete requests); cut_off 0; first audio p50 <= 800 ms;"
+        " idle CPU unchanged"
+    )
     return "\n".join(lines)
 
 
