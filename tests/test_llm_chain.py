@@ -11,7 +11,7 @@ import pytest
 
 from assistant.config import LlmConfig, LlmFallbackConfig
 from assistant.core.errors import LlmStreamCut, LlmUnreachable, TurnError
-from assistant.core.ports import LlmOptions, Message
+from assistant.core.ports import LlmOptions, Message, ToolCall
 from assistant.engines.llm import OllamaLanguageModel
 from assistant.engines.llm_chain import LlmChain, build_llm
 from assistant.events import Event, LlmFallback, LlmHostDown, LlmHostUp
@@ -320,3 +320,57 @@ async def test_aclose_stops_the_background_checks(primary: OllamaTestServer) -> 
     assert len(checks) == 1
     await chain.aclose()
     assert checks[0].cancelled()
+
+
+# --- device calls are made once, whichever host ends up answering -------------------------
+
+TIMER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "start_timer",
+        "description": "Start a timer.",
+        "parameters": {"type": "object", "properties": {"duration_s": {"type": "number"}}, "required": ["duration_s"]},
+    },
+}
+
+
+async def test_a_call_made_before_the_primary_failed_is_not_made_again_by_the_fallback(
+    primary: OllamaTestServer, fallback: OllamaTestServer
+) -> None:
+    ran: list[float] = []
+
+    async def call_tool(call: ToolCall) -> str:
+        ran.append(call.arguments["duration_s"])
+        return f"Timer {len(ran)} set for {call.arguments['duration_s']:.0f} seconds."
+
+    primary.script(
+        Behaviour(tool_calls=[{"name": "start_timer", "arguments": {"duration_s": 600}}]),
+        Behaviour(status=500, error="llama runner process has terminated"),  # after the timer was set
+    )
+    same, other = (
+        {"name": "start_timer", "arguments": {"duration_s": 600}},
+        {"name": "start_timer", "arguments": {"duration_s": 300}},
+    )
+    fallback.script(Behaviour(tool_calls=[same, other]), Behaviour(reply="Both timers are running."))
+    options = LlmOptions(tools=[TIMER_TOOL], call_tool=call_tool)
+    async with chain_of(host(primary.url, PRIMARY_MODEL), host(fallback.url, FALLBACK_MODEL)) as (chain, rec, _):
+        assert await ask(chain, options) == "Both timers are running."
+    assert ran == [600, 300], "the 10-minute timer was set once; the new call ran"
+    second = chats(fallback)[1].body["messages"]
+    results = [m["content"] for m in second if m["role"] == "tool"]
+    assert results == ["Timer 1 set for 600 seconds.", "Timer 2 set for 300 seconds."], "the first result, replayed"
+    assert [e.code for e in rec.of(LlmHostDown)] == ["llm_failed"]
+
+
+async def test_two_equal_calls_in_one_reply_both_run(primary: OllamaTestServer) -> None:
+    ran: list[float] = []
+
+    async def call_tool(call: ToolCall) -> str:
+        ran.append(call.arguments["duration_s"])
+        return "Timer set."
+
+    twice = [{"name": "start_timer", "arguments": {"duration_s": 300}}] * 2
+    primary.script(Behaviour(tool_calls=twice), Behaviour(reply="Two timers."))
+    async with chain_of(host(primary.url, PRIMARY_MODEL)) as (chain, _, _):
+        assert await ask(chain, LlmOptions(tools=[TIMER_TOOL], call_tool=call_tool)) == "Two timers."
+    assert ran == [300, 300]

@@ -9,7 +9,9 @@ A request goes to the first host that is not known to be down.  A host that
 fails before the first piece of a reply (refused, no connection within its
 ``connect_timeout_s``, HTTP 5xx, no such model, no first piece within
 ``timeout_s``) is marked down and the same request moves on to the next host,
-so the user still gets an answer.  A host that fails after pieces went out is
+so the user still gets an answer; device calls it made before it failed
+(a timer set) are not made again by the next host (`ToolLedger`: the next
+host's equal call gets the first one's result).  A host that fails after pieces went out is
 marked down too, but that reply fails (its first half is already spoken); the
 next request goes elsewhere.  Hosts marked down are skipped until a background
 check (every ``llm.recheck_s``) finds them listing their model again; when
@@ -31,6 +33,7 @@ from dataclasses import dataclass, replace
 
 from assistant.config import LlmConfig
 from assistant.core.errors import LlmFailed, TurnError
+from assistant.core.ledger import ToolLedger
 from assistant.core.ports import Health, LlmOptions, Message
 from assistant.engines.llm import OllamaLanguageModel
 from assistant.events import Event, LlmFallback, LlmHostDown, LlmHostUp
@@ -128,13 +131,20 @@ class LlmChain:
         """Yield the reply from the first host that answers; raise the last `TurnError` if none does."""
         last: TurnError | None = None
         skipped: list[str] = []
+        # A host that ran device calls and then failed: the next one must not run them again.
+        ledger = ToolLedger(options.call_tool) if options is not None and options.call_tool is not None else None
         for index in self._order(options):
             host, host_options = self.hosts[index], self._options_for(index, options)
+            if ledger is not None and host_options is not None:
+                ledger.next_host()
+                host_options = replace(host_options, call_tool=ledger.call)
             model = (host_options.model if host_options else None) or host.model
             async with contextlib.aclosing(host.stream(messages, host_options)) as pieces:
                 try:
                     first = await anext(pieces, None)
                 except TurnError as exc:
+                    if ledger is not None:
+                        ledger.failed()
                     self._mark_down(index, model, exc)
                     skipped.append(f"{host.host} {model}: {exc.code}")
                     last = exc
