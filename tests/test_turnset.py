@@ -38,3 +38,10 @@ def test_a_transcript_without_the_words_after_the_pause_is_a_cut_off(tmp_path: P
     assert lost_second_part(u, ["Remind me to..."])
     assert not lost_second_part(u, ["Remind me to call my sister."])
     assert lost_second_part(u, [])
+
+
+def test_numbers_after_the_pause_count_as_heard_in_digits(tmp_path: Path) -> None:
+    item = next(i for i in PAUSED if i[2] == "fifty percent")  # "turn the volume up to" ... "fifty percent"
+    (u,) = write_turnset(tmp_path, items=[item], noise_rms=0.0)
+    assert not lost_second_part(u, ["Turn the volume up to 50%."])
+    assert lost_second_part(u, ["Turn the volume up to."])

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from assistant.app import build
 from assistant.bench.metrics import cell, stats
 from assistant.bench.runner import bench_config
 from assistant.bench.turnset import Utterance, write_turnset
+from assistant.bench.wer import normalise
 from assistant.config import Config
 from assistant.engines.bundle import Engines, load_engines
 from assistant.events import Event
@@ -55,14 +55,13 @@ def pick(utterances: Sequence[Utterance], count: int | None) -> list[Utterance]:
     return [u for u in utterances if not u.paused][:count] + [u for u in utterances if u.paused][:count]
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z]+", text.lower())
-
-
 def lost_second_part(utterance: Utterance, transcripts: list[str]) -> bool:
-    """True when no content word of the part after the pause made it into the request's transcript."""
-    wanted = {w for w in _words(utterance.second) if len(w) >= 4} or set(_words(utterance.second))
-    heard = set(_words(transcripts[0])) if transcripts else set()
+    """True when no content word of the part after the pause made it into the request's transcript.
+
+    Both sides are normalised as the word error rate is ("50%" is "fifty percent")."""
+    words = normalise(utterance.second)
+    wanted = {w for w in words if len(w) >= 4} or set(words)
+    heard = set(normalise(transcripts[0])) if transcripts else set()
     return not wanted & heard
 
 
