@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,18 @@ def sounds_like(heard: str, said: str, *, errors: int = 1) -> bool:
     from assistant.bench.wer import edit_distance, normalise
 
     return edit_distance(normalise(said), normalise(heard)) <= errors
+
+
+# How the device says the time on a 12-hour clock: "7 AM", "7 oh 5 AM", "7:30 PM".
+SPOKEN_TIME = r"It's \d{1,2}(:\d\d| oh \d)? [AP]M\."
+
+
+def spoken_hour_minute(moment: datetime) -> str:
+    """The hour and minute of `moment` as they begin the spoken time: "7 ", "7 oh 5", "7:30"."""
+    hour = f"{moment.hour % 12 or 12}"
+    if not moment.minute:
+        return f"{hour} "
+    return f"{hour} oh {moment.minute}" if moment.minute < 10 else f"{hour}:{moment.minute:02d}"
 
 
 def silence(path: Path, seconds: float) -> Path:

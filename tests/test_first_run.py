@@ -18,7 +18,7 @@ import pytest
 from assistant import config as config_module
 from assistant.engines.ollama_setup import INSTALL_COMMAND
 from assistant.testing.ollama_server import Blackhole, OllamaTestServer
-from tests.conftest import concat, silence, sounds_like, speak
+from tests.conftest import SPOKEN_TIME, concat, silence, sounds_like, speak
 from tests.test_scenarios import Run, run_assistant
 
 NOTICE = config_module.ConversationConfig().llm_unavailable
@@ -61,7 +61,7 @@ def test_no_llm_local_intents_answer_the_llm_is_told_once(test_config: Path, tmp
     assert len(transcripts) == 3, transcripts
     assert sounds_like(transcripts[0], "what time is it"), transcripts
     time_said, first, second = said_in_turns(run)
-    assert re.match(r"It's \d{1,2}(:\d\d)? [AP]M\.", time_said), "the device's own intent answers without the LLM"
+    assert re.match(SPOKEN_TIME, time_said), "the device's own intent answers without the LLM"
     assert first == NOTICE, "the first question for the LLM: general questions need the LLM server"
     assert second == APOLOGY, "the second, in the same outage: the short apology, not the notice again"
     assert [e["code"] for e in run.of("error")] == ["llm_unreachable", "llm_unreachable"]
