@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from assistant.core.history import History
+from assistant.core.ports import ToolCall
 
 
 def test_bounded_by_turns() -> None:
@@ -38,3 +39,26 @@ def test_zero_turns_keeps_nothing() -> None:
     h = History("", max_turns=0, forget_after_s=0)
     h.add("q", "a", now=0.0)
     assert h.messages("x", now=0.0)[0].content == "x"
+
+
+def test_an_exchange_keeps_the_device_calls_made_for_its_answer() -> None:
+    h = History("sys", max_turns=5, forget_after_s=0)
+    call = ToolCall("start_timer", {"duration_s": 600, "name": "pasta"})
+    done = "Pasta timer set for 10 minutes."
+    h.add("the pasta needs ten minutes", "I will tell you.", now=0.0, calls=((call, done),))
+    msgs = h.messages("how long is left?", now=1.0)
+    assert [(m.role, m.content, m.tool_calls, m.tool_name) for m in msgs] == [
+        ("system", "sys", (), None),
+        ("user", "the pasta needs ten minutes", (), None),
+        ("assistant", "", (call,), None),
+        ("tool", done, (), "start_timer"),
+        ("assistant", "I will tell you.", (), None),
+        ("user", "how long is left?", (), None),
+    ]
+
+
+def test_calls_are_kept_when_the_answer_was_cut_before_a_word() -> None:
+    h = History("", max_turns=5, forget_after_s=0)
+    call = ToolCall("cancel_timer", {"all": True})
+    h.add("cancel my timers", "", now=0.0, calls=((call, "All timers cancelled."),))
+    assert [m.role for m in h.messages(None, now=1.0)] == ["user", "assistant", "tool"]

@@ -154,3 +154,31 @@ def test_a_free_phrasing_sets_a_timer_through_the_llms_tool_call(
     assert run.rms(ring["t"], ring["t"] + 1.0) > 0.02, "the ring is in the output"
     assert "Your pasta timer is done." in spoken_after(run, ring["t"])
     assert (tmp_path / "state" / "skills.json").exists()
+
+
+def test_the_next_request_sees_the_device_call_the_llm_made(test_config: Path, ollama: Any, tmp_path: Path) -> None:
+    # The request after a timer the LLM set: its prompt shows the call and its result.
+    ollama.script(
+        Behaviour(tool_calls=[{"name": "start_timer", "arguments": {"duration_s": 600, "name": "pasta"}}]),
+        Behaviour(reply="I will tell you when the pasta is done."),
+        Behaviour(reply="About ten minutes."),
+    )
+    wav = concat(
+        tmp_path / "in.wav",
+        speak("hey jarvis, the pasta needs ten more minutes", tmp_path / "ask.wav", voice="en", speed=140),
+        silence(tmp_path / "s14.wav", 14),  # the first answer is heard whole before the next wake word
+        speak("hey jarvis, what is the capital of France", tmp_path / "ask2.wav"),
+        silence(tmp_path / "s8b.wav", 8),
+    )
+    run = run_assistant(test_config, wav, tmp_path, f"llm.host={ollama.url}", "llm.warm_on_wake=false")
+    assert run.returncode == 0, run.stderr
+    asked, _, second = chats(ollama)
+    first_request = asked["messages"][-1]
+    assert first_request["role"] == "user" and sounds_like(first_request["content"], "the pasta needs ten more minutes")
+    history = second["messages"][second["messages"].index(first_request) + 1 :]
+    assert [m["role"] for m in history] == ["assistant", "tool", "assistant", "user"], history
+    assert [c["function"]["name"] for c in history[0]["tool_calls"]] == ["start_timer"]
+    assert history[0]["tool_calls"][0]["function"]["arguments"] == {"duration_s": 600, "name": "pasta"}
+    assert history[1] == {"role": "tool", "content": "Pasta timer set for 10 minutes.", "tool_name": "start_timer"}
+    assert history[2]["content"] == "I will tell you when the pasta is done."
+    assert sounds_like(history[3]["content"], "what is the capital of France")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from assistant.core.ports import Message
+from assistant.core.ports import Message, ToolCall
 from assistant.core.reply import prompt
 
 
@@ -16,6 +16,18 @@ class Exchange:
     user: str
     assistant: str
     ended_at: float
+    calls: tuple[tuple[ToolCall, str], ...] = ()
+    """The device calls made for the answer and their results, in order."""
+
+    def messages(self) -> list[Message]:
+        """The exchange as the LLM saw it: the request, its tool calls and their results, the answer heard."""
+        out = [Message("user", self.user)] if self.user.strip() else []
+        if self.calls:
+            out.append(Message("assistant", "", tool_calls=tuple(call for call, _ in self.calls)))
+            out += [Message("tool", result, tool_name=call.name) for call, result in self.calls]
+        if self.assistant.strip():
+            out.append(Message("assistant", self.assistant))
+        return out
 
 
 class History:
@@ -39,13 +51,13 @@ class History:
     def messages(self, user_text: str | None, now: float) -> list[Message]:
         """The prompt for a new request (`None` gives just the prefix, for warming)."""
         self.expire(now)
-        turns = [(role, text) for e in self._exchanges for role, text in (("user", e.user), ("assistant", e.assistant))]
-        if user_text is not None:
-            turns.append(("user", user_text))
-        return prompt(self.system_prompt, turns)
+        out = prompt(self.system_prompt, [])
+        for exchange in self._exchanges:
+            out += exchange.messages()
+        return out + (prompt("", [("user", user_text)]) if user_text is not None else [])
 
-    def add(self, user: str, assistant: str, now: float) -> None:
-        """Record an exchange; `assistant` is only what was actually spoken."""
+    def add(self, user: str, assistant: str, now: float, *, calls: tuple[tuple[ToolCall, str], ...] = ()) -> None:
+        """Record an exchange; `assistant` is only what was actually spoken, `calls` what the device did."""
         if self._max_turns == 0:
             return
-        self._exchanges.append(Exchange(user, assistant, now))
+        self._exchanges.append(Exchange(user, assistant, now, calls))

@@ -386,7 +386,7 @@ class Loop:
         if self.skills is not None:
             self.skills.remember(heard.rstrip("…"))  # what "repeat that" says: the LLM's reply or a skill's
         if record.transcript and keep:
-            self.turn.remember(record.transcript, heard)
+            self.turn.remember(record, heard)
 
     def _finish(self, record: TurnRecord, *, follow_up: bool = True) -> None:
         if follow_up and self.settings.follow_up_s > 0 and not record.failed and record.transcript:

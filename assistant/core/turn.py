@@ -64,6 +64,8 @@ class TurnRecord:
     stt_ms: float | None = None
     first_audio_at: float | None = None
     failed: bool = False
+    tool_calls: list[tuple[ToolCall, str]] = field(default_factory=list)
+    """The device calls the LLM made for this reply, with their results (kept in the history)."""
 
     def heard(self, until: float | None) -> str:
         """The reply text the user heard by clock time `until` (None: all); apologies are not part of it."""
@@ -122,12 +124,23 @@ class Turn:
         """Send the prompt's prefix ahead of the request (the wake word just fired)."""
         await self.llm.warm(self.history.messages(None, now), self.llm_options())
 
-    def llm_options(self) -> LlmOptions | None:
-        """The device's tools for the request, run through the same skills a spoken request reaches."""
+    def llm_options(self, record: TurnRecord | None = None) -> LlmOptions | None:
+        """The device's tools for the request, run through the same skills a spoken request reaches.
+
+        Each call made for `record` is kept in it, so the history shows what the device did."""
         if self.tools is None:
             return None
         tools = self.tools.tools()
-        return LlmOptions(tools=tools, call_tool=self._call_tool) if tools else None
+        if not tools:
+            return None
+
+        async def call_tool(call: ToolCall) -> str:
+            result = await self._call_tool(call)
+            if record is not None:
+                record.tool_calls.append((call, result))
+            return result
+
+        return LlmOptions(tools=tools, call_tool=call_tool)
 
     async def _call_tool(self, call: ToolCall) -> str:
         assert self.tools is not None
@@ -139,9 +152,10 @@ class Turn:
         """A transcript of the request so far (during a pause), on the same worker; cancellable."""
         return await run_abortable(self.executor, self.stt.transcribe, audio)
 
-    def remember(self, request: str, heard: str) -> None:
-        """Keep the exchange for the next prompt: the request and what the user heard of the answer."""
-        self.history.add(request, heard, self.clock.now())
+    def remember(self, record: TurnRecord, heard: str) -> None:
+        """Keep the exchange for the next prompt: the request, the device calls made for it, and what
+        the user heard of the answer."""
+        self.history.add(record.transcript, heard, self.clock.now(), calls=tuple(record.tool_calls))
 
     async def transcribe(self, audio: Audio, record: TurnRecord, text: str | None) -> str:
         """Speech-to-text (unless a speculative transcript of this audio is given), wake word removed.
@@ -201,7 +215,7 @@ class Turn:
         hooks.llm_done = lambda text: self.bus.publish(LlmDone(self.clock.now(), text))
         try:
             await speak(
-                self.llm.stream(messages, self.llm_options()),
+                self.llm.stream(messages, self.llm_options(record)),
                 synthesize=self._synthesize,
                 sink=sink,
                 first_chunk_min_chars=self.settings.first_chunk_min_chars,
