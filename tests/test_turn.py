@@ -191,3 +191,63 @@ def test_no_notice_configured_is_the_apology_every_time(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert [e.to_dict()["text"] for e in events if e.type == "sentence"] == ["Sorry.", "Sorry."]
+
+
+def test_the_wait_for_a_speculative_transcript_counts_as_stt_ms(tmp_path: Path) -> None:
+    # The turn ended before the transcript of its pause was done: the user waits for it, so it is the STT's share.
+    now = [10.0]
+    clock = SampleClock()
+
+    async def scenario() -> TurnRecord:
+        with ThreadPoolExecutor(1) as pool:
+            turn = Turn(
+                stt=BrokenStt(),  # not asked: the speculation holds the words
+                llm=NoLlm(),
+                tts=ToneTts(),  # type: ignore[arg-type]
+                speaker=WavSpeaker(tmp_path / "out.wav", clock),
+                clock=clock,
+                bus=EventBus(),
+                history=History("sys", max_turns=4, forget_after_s=0),
+                settings=TurnSettings("m", "Sorry."),
+                executor=pool,
+                perf=lambda: now[0],
+            )
+
+            async def speculation() -> str:
+                await asyncio.sleep(0)
+                now[0] += 2.5  # Whisper finishes 2.5 s after the turn ended
+                return "What time is it?"
+
+            record = TurnRecord(speech_end=0.0, endpoint_at=0.0)
+            text = await turn.transcribe(np.zeros(16000, np.float32), record, speculation())
+            assert text == "What time is it?"
+            return record
+
+    record = asyncio.run(scenario())
+    assert record.stt_ms == pytest.approx(2500.0)
+
+
+def test_a_failed_speculation_is_transcribed_again(tmp_path: Path) -> None:
+    clock = SampleClock()
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            turn = Turn(
+                stt=BrokenStt(),
+                llm=NoLlm(),
+                tts=ToneTts(),  # type: ignore[arg-type]
+                speaker=WavSpeaker(tmp_path / "out.wav", clock),
+                clock=clock,
+                bus=EventBus(),
+                history=History("sys", max_turns=4, forget_after_s=0),
+                settings=TurnSettings("m", "Sorry."),
+                executor=pool,
+            )
+
+            async def speculation() -> str:
+                raise RuntimeError("the speculative pass failed")
+
+            with pytest.raises(SpeechToTextFailed, match=r"whisper\.cpp failed"):
+                await turn.transcribe(np.zeros(16000, np.float32), TurnRecord(0.0, 0.0), speculation())
+
+    asyncio.run(scenario())

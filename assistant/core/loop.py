@@ -338,12 +338,8 @@ class Loop:
         interrupted = False
         keep = not skills_only  # what history keeps: not a word said to a ringing timer
         try:
-            text: str | None = None
-            if speculation is not None:
-                with contextlib.suppress(Exception):
-                    text = await speculation
             try:
-                await self.turn.transcribe(audio, record, text)
+                await self.turn.transcribe(audio, record, speculation)
             except TurnError as error:
                 if skills_only:  # nobody asked: no apology, the ringing goes on
                     logger.info("while ringing: %s", error)

@@ -8,9 +8,10 @@ what the history keeps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -157,14 +158,19 @@ class Turn:
         the user heard of the answer."""
         self.history.add(record.transcript, heard, self.clock.now(), calls=tuple(record.tool_calls))
 
-    async def transcribe(self, audio: Audio, record: TurnRecord, text: str | None) -> str:
-        """Speech-to-text (unless a speculative transcript of this audio is given), wake word removed.
+    async def transcribe(self, audio: Audio, record: TurnRecord, speculation: Awaitable[str] | None) -> str:
+        """Speech-to-text, wake word removed; `speculation` is a transcript of this audio already under way
+        (its wait counts as `stt_ms`; if it failed, the audio is transcribed again).
 
         Raises `TurnError`: `stt_failed` when Whisper fails or runs away,
         `nothing_heard` when the request held no words.
         """
         started = self.perf()
+        text: str | None = None
         try:
+            if speculation is not None:
+                with contextlib.suppress(Exception):
+                    text = await speculation
             if text is None:
                 try:
                     text = await run_abortable(self.executor, self.stt.transcribe, audio)
