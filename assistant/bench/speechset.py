@@ -158,10 +158,15 @@ def render(
     chosen: list[SpeechItem],
     piper: Synthesizer | None,
     *,
-    after_s: float = 5.0,
+    after_s: float = 8.0,
     noise_rms: float = 0.004,
 ) -> tuple[Audio, list[Placed]]:
-    """One input with every request, `after_s` of silence after each for the reply."""
+    """One input with every request, `after_s` of silence after each for the reply.
+
+    The reply must be over before the next wake word, or that wake word cuts it and the turn's
+    figures land in the next request's window: the full-window Whisper pass alone takes 1.2 s on
+    a fast 2-core machine and 4 s on a slow one. Silence while idle costs little (`fast` input).
+    """
     layout = Layout()
     placed: list[Placed] = []
     noisy: list[tuple[int, int]] = []
