@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -105,9 +106,15 @@ class OutageLlm:
 
 
 def outage_turn(
-    llm: OutageLlm, clock: SampleClock, bus: EventBus, out: Path, pool: ThreadPoolExecutor, notice: str
+    llm: object,
+    clock: SampleClock,
+    bus: EventBus,
+    out: Path,
+    pool: ThreadPoolExecutor,
+    notice: str = "",
+    perf: Callable[[], float] = time.perf_counter,
 ) -> Turn:
-    """A turn whose LLM follows `llm`'s script, speaking the tone voice into `out`."""
+    """A turn whose LLM follows `llm`'s script, speaking the tone voice into `out`; its STT always fails."""
     return Turn(
         stt=BrokenStt(),
         llm=llm,  # type: ignore[arg-type]
@@ -118,6 +125,7 @@ def outage_turn(
         history=History("sys", max_turns=4, forget_after_s=0),
         settings=TurnSettings("m", "Sorry.", llm_unavailable=notice),
         executor=pool,
+        perf=perf,
     )
 
 
@@ -198,55 +206,29 @@ def test_the_wait_for_a_speculative_transcript_counts_as_stt_ms(tmp_path: Path) 
     now = [10.0]
     clock = SampleClock()
 
+    async def speculation() -> str:
+        await asyncio.sleep(0)
+        now[0] += 2.5  # Whisper finishes 2.5 s after the turn ended
+        return "What time is it?"
+
     async def scenario() -> TurnRecord:
         with ThreadPoolExecutor(1) as pool:
-            turn = Turn(
-                stt=BrokenStt(),  # not asked: the speculation holds the words
-                llm=NoLlm(),
-                tts=ToneTts(),  # type: ignore[arg-type]
-                speaker=WavSpeaker(tmp_path / "out.wav", clock),
-                clock=clock,
-                bus=EventBus(),
-                history=History("sys", max_turns=4, forget_after_s=0),
-                settings=TurnSettings("m", "Sorry."),
-                executor=pool,
-                perf=lambda: now[0],
-            )
-
-            async def speculation() -> str:
-                await asyncio.sleep(0)
-                now[0] += 2.5  # Whisper finishes 2.5 s after the turn ended
-                return "What time is it?"
-
+            # The STT would fail if it were asked: the speculation holds the words.
+            turn = outage_turn(NoLlm(), clock, EventBus(), tmp_path / "out.wav", pool, perf=lambda: now[0])
             record = TurnRecord(speech_end=0.0, endpoint_at=0.0)
-            text = await turn.transcribe(np.zeros(16000, np.float32), record, speculation())
-            assert text == "What time is it?"
+            assert await turn.transcribe(np.zeros(16000, np.float32), record, speculation()) == "What time is it?"
             return record
 
-    record = asyncio.run(scenario())
-    assert record.stt_ms == pytest.approx(2500.0)
+    assert asyncio.run(scenario()).stt_ms == pytest.approx(2500.0)
 
 
 def test_a_failed_speculation_is_transcribed_again(tmp_path: Path) -> None:
-    clock = SampleClock()
+    async def speculation() -> str:
+        raise RuntimeError("the speculative pass failed")
 
     async def scenario() -> None:
         with ThreadPoolExecutor(1) as pool:
-            turn = Turn(
-                stt=BrokenStt(),
-                llm=NoLlm(),
-                tts=ToneTts(),  # type: ignore[arg-type]
-                speaker=WavSpeaker(tmp_path / "out.wav", clock),
-                clock=clock,
-                bus=EventBus(),
-                history=History("sys", max_turns=4, forget_after_s=0),
-                settings=TurnSettings("m", "Sorry."),
-                executor=pool,
-            )
-
-            async def speculation() -> str:
-                raise RuntimeError("the speculative pass failed")
-
+            turn = outage_turn(NoLlm(), SampleClock(), EventBus(), tmp_path / "out.wav", pool)
             with pytest.raises(SpeechToTextFailed, match=r"whisper\.cpp failed"):
                 await turn.transcribe(np.zeros(16000, np.float32), TurnRecord(0.0, 0.0), speculation())
 
