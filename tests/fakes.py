@@ -315,6 +315,7 @@ class Rig:
         not_heard: str = "Sorry, I didn't catch that.",
         apology: str = "Sorry, something went wrong.",
         skills: FakeSkills | None = None,
+        new_request_pause_s: float = 0.3,
     ) -> None:
         self.signal = Signal()
         self.skills = skills
@@ -357,7 +358,11 @@ class Rig:
             turn=self.turn,
             bus=self.bus,
             settings=LoopSettings(
-                endpoint=ENDPOINT, preroll_s=2 * BLOCK_S, follow_up_s=follow_up_s, speculative_stt=False
+                endpoint=ENDPOINT,
+                preroll_s=2 * BLOCK_S,
+                follow_up_s=follow_up_s,
+                speculative_stt=False,
+                new_request_pause_s=new_request_pause_s,
             ),
             audio_executor=self._audio_pool,
             skills=skills,

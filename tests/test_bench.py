@@ -23,6 +23,8 @@ from tests.conftest import ROOT, missing
 # Three sentences, short, so the run stays quick.
 REPLY = "The capital of France is Paris, a city on the Seine. It is very old. Millions visit it every year."
 TOLERANCE_MS = 100.0  # one microphone block and a bit: the VAD may call speech over a little early
+# The shared run is set up by the first test; it takes 4 minutes on a fast 2-core machine, 6 on a slow one.
+pytestmark = pytest.mark.timeout(1500)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +49,7 @@ def bench(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
         "--models", str(models_dir),
         "--json", str(out),
     ]  # fmt: skip
-    # About 4 minutes on a fast 2-core machine, 6 on a slow one; the limit only catches a hang.
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1200)  # catches a hang
     assert done.returncode == 0, done.stderr[-4000:]
     return {"json": json.loads(out.read_text(encoding="utf-8")), "stdout": done.stdout}
 

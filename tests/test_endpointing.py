@@ -84,3 +84,20 @@ def test_dynamic_endpointing_hints() -> None:
 )
 def test_looks_complete(text: str, expected: bool | None) -> None:
     assert looks_complete(text) is expected
+
+
+def test_speech_resumed_after_a_pause_is_known_for_a_while() -> None:
+    e = Endpointer(EndpointSettings(silence_s=1.0, min_speech_s=0.16))
+    feed(e, [0.0] * 2 + [0.9] * 5 + [0.1] * 5 + [0.9] * 3)  # a 0.4 s pause, then 0.24 s of speech
+    assert e.resumed_after_pause(0.4, within_s=0.24)
+    assert not e.resumed_after_pause(0.48, within_s=1.0), "no pause that long"
+    assert not e.resumed_after_pause(0.4, within_s=0.16), "it resumed longer ago"
+    feed(e, [0.1] + [0.9] * 3)  # a pause of one block is no pause before a new request
+    assert e.resumed_after_pause(0.08, within_s=0.32)
+    assert not e.resumed_after_pause(0.4, within_s=0.3)
+
+
+def test_no_pause_before_the_first_words() -> None:
+    e = Endpointer(EndpointSettings(min_speech_s=0.16))
+    feed(e, [0.0] * 8 + [0.9] * 4)  # the lead-in silence is not a pause in the request
+    assert not e.resumed_after_pause(0.0, within_s=10.0)

@@ -16,7 +16,7 @@ from assistant.core.ports import BLOCK_SAMPLES, Message
 from assistant.core.reply import Reply, Segment
 from assistant.core.turn import TurnRecord
 from assistant.events import AudioStarted, AudioStopped, Error, Sentence, SpeechStopped, Transcript, Wake
-from tests.fakes import SPEECH, WAKE, WORD_BLOCKS, Rig, stt_failure
+from tests.fakes import BLOCK_S, SPEECH, WAKE, WORD_BLOCKS, Rig, stt_failure
 
 REPLY = (
     "The capital of France is Paris, a city on the Seine. "
@@ -147,6 +147,23 @@ async def test_a_wake_word_while_listening_is_part_of_the_request() -> None:
         assert rig.wake.blocks == 1 + 1 + 3 + 1 + 3 + 3, "the wake detector heard every block"
         # The utterance is the pre-roll (2 blocks, the wake block last) and every block since.
         assert rig.stt.heard == [(2 + 3 + 1 + 3 + 3) * BLOCK_SAMPLES]
+
+
+async def test_a_wake_word_after_a_pause_in_the_request_starts_a_new_one() -> None:
+    # The rig ends a turn after 3 silent blocks; here a pause of 2 blocks counts as one before a wake word.
+    async with Rig(stt=["Hey Jarvis, what time is it?"], replies=["Noon."], new_request_pause_s=2 * BLOCK_S) as rig:
+        await rig.tick()
+        await rig.tick(WAKE)
+        await rig.until_state("listening")
+        await rig.ticks(3, SPEECH)
+        await rig.ticks(2)  # a pause, not yet the end of the turn
+        await rig.ticks(2, SPEECH)  # "hey jar-"
+        await rig.tick(WAKE)  # "-vis": the wake word again, after the pause: the user starts over
+        await rig.say(3)
+        await rig.until_event(Transcript, text="What time is it?")
+        assert len(rig.of(Wake)) == 2
+        # Only the new request is transcribed: the pre-roll (2 blocks, the wake block last) and what followed.
+        assert rig.stt.heard == [(2 + 3 + 3) * BLOCK_SAMPLES]
 
 
 async def test_a_failed_transcription_is_an_error_an_apology_and_back_to_idle() -> None:

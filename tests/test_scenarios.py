@@ -327,9 +327,10 @@ def test_a_wake_word_while_thinking_answers_the_new_request(
     test_config: Path, speech: dict[str, Path], ollama: Any, tmp_path: Path
 ) -> None:
     second = speak("hey jarvis what time is it", tmp_path / "second.wav")
-    wav = concat(tmp_path / "in.wav", speech["wake_and_question"], speech["silence_1"], second, speech["silence_8"])
+    wav = concat(tmp_path / "in.wav", speech["wake_and_question"], speech["silence_4"], second, speech["silence_8"])
     # The first answer is slow, so the second wake word lands while the first turn is thinking: in its
     # transcription (abandoned, so the first request never reaches the LLM) or waiting for the LLM.
+    # The turn has ended by then (at most 1.6 s of silence), whatever the machine's speed.
     ollama.reply = "It is noon."
     ollama.script(Behaviour(), Behaviour(ttft_ms=6000, reply=REPLY))
     # The device would tell the time itself: here the LLM must answer, so its own skills are off.
@@ -341,6 +342,27 @@ def test_a_wake_word_while_thinking_answers_the_new_request(
     assert thinking and thinking[0]["t"] < wakes[1]["t"], "the second wake word came while thinking"
     assert sounds_like(run.of("transcript")[-1]["text"], "what time is it")
     assert run.of("audio_started")[-1]["t"] > wakes[1]["t"]
+    last = [r.body for r in ollama.requests_to("/api/chat") if r.body.get("messages")][-1]["messages"][-1]
+    assert sounds_like(last["content"], "what time is it")
+    assert "It is noon." in [s["text"] for s in run.of("sentence")]
+    assert run.states()[-1] == "idle"
+
+
+def test_a_wake_word_after_a_pause_starts_a_new_request(
+    test_config: Path, speech: dict[str, Path], ollama: Any, tmp_path: Path
+) -> None:
+    # One second after the first request the user starts again. Depending on the machine's speed the first
+    # turn is still listening (waiting for its transcript check) or already thinking; either way only the
+    # new request is answered.
+    second = speak("hey jarvis what time is it", tmp_path / "second.wav")
+    wav = concat(tmp_path / "in.wav", speech["wake_and_question"], speech["silence_1"], second, speech["silence_8"])
+    ollama.reply = "It is noon."
+    run = run_assistant(test_config, wav, tmp_path, f"llm.host={ollama.url}", "skills.enabled=false")
+    assert run.returncode == 0, run.stderr
+    assert len(run.of("wake")) == 2
+    transcripts = [t["text"] for t in run.of("transcript")]
+    assert transcripts and sounds_like(transcripts[-1], "what time is it"), transcripts
+    assert "France" not in transcripts[-1], "the first request is not part of the second"
     last = [r.body for r in ollama.requests_to("/api/chat") if r.body.get("messages")][-1]["messages"][-1]
     assert sounds_like(last["content"], "what time is it")
     assert "It is noon." in [s["text"] for s in run.of("sentence")]

@@ -91,6 +91,8 @@ async def run_one(config: Config, utterance: Utterance, engines: Engines, folder
         "asked_llm": bool(by_type.get("llm_request")),
         "model_calls": len(by_type.get("end_of_turn", [])),
         "model_ms": [e.ms for e in by_type.get("end_of_turn", [])],
+        "model_p": [round(e.probability, 3) for e in by_type.get("end_of_turn", [])],
+        "model_silence_ms": [e.silence_ms for e in by_type.get("end_of_turn", [])],
     }
     if utterance.paused:
         result["cut_off"] = lost_second_part(utterance, transcripts)

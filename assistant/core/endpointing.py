@@ -17,6 +17,7 @@ waits for that transcript before it ends early.
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -55,6 +56,7 @@ class Endpointer:
         self.speech_started_at: float | None = None
         self.last_voice_end: float | None = None
         self._voiced_run = 0.0
+        self._pauses: deque[tuple[float, float]] = deque(maxlen=8)  # (length, when speech resumed)
         self._hint: bool | None = None
         self._heard = False  # a hint has arrived for this pause
         self._asked_at: float | None = None  # the silence at which the model was last asked
@@ -71,6 +73,13 @@ class Endpointer:
         if self.last_voice_end is None:
             return 0.0
         return self.elapsed_s - self.last_voice_end
+
+    def resumed_after_pause(self, at_least_s: float, within_s: float) -> bool:
+        """Speech resumed, in the last `within_s`, after a pause of at least `at_least_s` in the request."""
+        return any(
+            length >= at_least_s - 1e-9 and self.elapsed_s - resumed <= within_s + 1e-9
+            for length, resumed in self._pauses
+        )
 
     def hint(self, complete: bool | None) -> None:
         """Say whether the words so far form a complete request (None: unknown)."""
@@ -134,6 +143,8 @@ class Endpointer:
                 return Endpoint.NO_SPEECH
             return None
         if voiced:
+            if self.silence_s > chunk_s + 1e-9:  # speech again after a pause
+                self._pauses.append((self.silence_s - chunk_s, self.elapsed_s - chunk_s))
             self.last_voice_end = self.elapsed_s
             self._hint, self._heard = None, False
             self._asked_at = self._finished = None

@@ -54,6 +54,8 @@ logger = logging.getLogger(__name__)
 BLOCK_S = BLOCK_SAMPLES / SAMPLE_RATE
 TURN_AUDIO_BLOCKS = round(8.0 / BLOCK_S)
 """The end-of-turn model hears the last 8 s of the request."""
+WAKE_PHRASE_S = 1.5
+"""The longest a wake phrase takes, to its detection ("hey jarvis" is about 0.8 s)."""
 RING_WINDOW_S = 3600.0
 """The listening window while something rings: closed when the ringing ends, not by a time-out."""
 
@@ -66,6 +68,9 @@ class LoopSettings:
     warm_on_wake: bool = True
     speculative_stt: bool = True
     drain_after_input_s: float = 120.0
+    new_request_pause_s: float = 0.3
+    """A wake word while listening starts a new request when it came after a pause this long;
+    said without a pause it is part of the request in progress."""
 
 
 class Loop:
@@ -194,7 +199,7 @@ class Loop:
         listening = self.state == State.LISTENING
         hit, windows = await loop.run_in_executor(self.audio_executor, self._infer, block, listening)
         now = self.clock.now()
-        if hit is not None and (self.state != State.LISTENING or self._ring_window):
+        if hit is not None and (self.state != State.LISTENING or self._ring_window or self._after_a_pause()):
             self._on_wake(hit, now)
             return
         if self.state == State.LISTENING and self._endpointer is not None:
@@ -203,6 +208,12 @@ class Loop:
                 if self._endpointer is None:
                     break
                 self._on_window(probability, now)
+
+    def _after_a_pause(self) -> bool:
+        """The request in progress paused just before the wake phrase now heard: it starts a new request."""
+        if self._endpointer is None:
+            return False
+        return self._endpointer.resumed_after_pause(self.settings.new_request_pause_s, WAKE_PHRASE_S)
 
     def _on_wake(self, hit: WakeHit, now: float) -> None:
         logger.info("wake word %s (score %.2f) at %.2fs", hit.model, hit.score, now)
