@@ -196,12 +196,15 @@ class Bench:
     reply_s: float
     offset: float
     vad_tail_ms: float = 0.0
+    stt_s: float = 1.2
+    """One full-window transcription of the request on this machine (measured at start-up)."""
 
     @property
     def reply_delay_s(self) -> float:
-        """A generous guess at speech end -> first audio, for spacing the turns."""
+        """A generous guess at speech end -> first audio, for spacing the turns (so no reply is cut by the next)."""
         ttft_s, rate = float(self.args.ttft_ms) / 1000, max(float(self.args.tokens_per_s), 1.0)
-        return 0.7 + 1.5 + ttft_s + self.plan.first_emit_tokens / rate  # 1.5 s: Whisper's full window, with room
+        whisper_s = max(1.5, 1.3 * self.stt_s)  # Whisper's full window, with room
+        return 0.7 + whisper_s + ttft_s + self.plan.first_emit_tokens / rate
 
     async def run(
         self,
@@ -492,6 +495,10 @@ async def run_bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         stt, tts = TimedStt(engines.stt), TimedTts(engines.tts)
         engines = replace(engines, stt=stt, tts=tts)
         bench = Bench(args, folder, server, engines, stt, tts, plan, phrases, reply_s, monotonic_to_perf())
+        started = time.perf_counter()
+        stt.inner.transcribe(phrases.request)  # not one of the recorded calls
+        bench.stt_s = time.perf_counter() - started
+        progress(f"one transcription: {bench.stt_s:.2f} s here; a reply is expected {bench.reply_delay_s:.1f} s in")
         results["settings"] = report.settings(args, config, plan, reply_s, load_s)
 
         # 0. The speech set: how the assistant hears real requests, on each Whisper window.
