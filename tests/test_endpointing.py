@@ -78,6 +78,7 @@ def test_dynamic_endpointing_hints() -> None:
         ("Tell me about the weather and", False),
         ("I want...", False),
         ("Remind me too.", False),  # Whisper's spelling of a trailing "to"
+        ("Set a timer for.", False),
         ("Paris", None),
         ("", None),
     ],

@@ -84,8 +84,9 @@ def test_the_real_model_hears_a_finished_question_and_an_unfinished_request(
     assert score("What is the capital of France?") > 0.8
     assert score("Tell me about the, um") < 0.2
     assert score("What is the weather in") < 0.2
-    # The model is less sure of "set a timer for" than of a question (hence the transcript check).
-    assert score("Set a timer for") < score("What is the capital of France?")
+    # Not asserted: "Set a timer for". Piper's synthesis is random (its noise scales), and this voice
+    # reads the fragment with a falling close: 0.43 on one machine, 0.94-0.98 over runs on another. That
+    # is why the transcript check stands beside the model (tests/test_endpointing.py).
 
 
 def test_a_missing_model_names_the_file_and_the_download_command(tmp_path: Path) -> None:
