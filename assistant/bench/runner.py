@@ -203,7 +203,7 @@ class Bench:
     def reply_delay_s(self) -> float:
         """A generous guess at speech end -> first audio, for spacing the turns (so no reply is cut by the next)."""
         ttft_s, rate = float(self.args.ttft_ms) / 1000, max(float(self.args.tokens_per_s), 1.0)
-        whisper_s = max(1.5, 1.3 * self.stt_s)  # Whisper's full window, with room
+        whisper_s = max(1.5, 1.5 * self.stt_s)  # Whisper's full window, with room for a busy moment
         return 0.7 + whisper_s + ttft_s + self.plan.first_emit_tokens / rate
 
     async def run(
@@ -463,7 +463,9 @@ async def thinking_phase(bench: Bench, config: Config, pairs: int) -> dict[str, 
     # ordinary turns of the same phase wait the same, so the two are compared like for like.
     bench.server.reply, bench.server.ttft_ms = THINKING_REPLY, 1500.0
     try:
-        layout = script.thinking_barge_layout(bench.phrases, pairs, 3.0, bench.reply_delay_s + 1.5)
+        # The reply as long as it sounds (not a guess), so the next request never cuts an ordinary turn.
+        reply_s = len(bench.tts.inner.synthesize(THINKING_REPLY)) / SAMPLE_RATE
+        layout = script.thinking_barge_layout(bench.phrases, pairs, reply_s, bench.reply_delay_s + 1.5)
         probe = await bench.run("thinking-barge-in", config, layout)
     finally:
         bench.server.reply, bench.server.ttft_ms = saved
