@@ -323,11 +323,25 @@ def test_nothing_heard_is_said_out_loud(
     assert run.states()[-1] == "idle"
 
 
+def ask_twice(speech: dict[str, Path], tmp_path: Path, gap: str) -> Path:
+    """The question, `gap` of silence (a `speech` key), then "hey jarvis what time is it" and 8 s."""
+    second = speak("hey jarvis what time is it", tmp_path / "second.wav")
+    return concat(tmp_path / "in.wav", speech["wake_and_question"], speech[gap], second, speech["silence_8"])
+
+
+def answered_the_time_alone(run: Run, ollama: Any) -> None:
+    """Only the second request reached the LLM, and its answer was spoken; the device is idle again."""
+    assert sounds_like(run.of("transcript")[-1]["text"], "what time is it")
+    last = [r.body for r in ollama.requests_to("/api/chat") if r.body.get("messages")][-1]["messages"][-1]
+    assert sounds_like(last["content"], "what time is it")
+    assert "It is noon." in [s["text"] for s in run.of("sentence")]
+    assert run.states()[-1] == "idle"
+
+
 def test_a_wake_word_while_thinking_answers_the_new_request(
     test_config: Path, speech: dict[str, Path], ollama: Any, tmp_path: Path
 ) -> None:
-    second = speak("hey jarvis what time is it", tmp_path / "second.wav")
-    wav = concat(tmp_path / "in.wav", speech["wake_and_question"], speech["silence_4"], second, speech["silence_8"])
+    wav = ask_twice(speech, tmp_path, "silence_4")
     # The first answer is slow, so the second wake word lands while the first turn is thinking: in its
     # transcription (abandoned, so the first request never reaches the LLM) or waiting for the LLM.
     # The turn has ended by then (at most 1.6 s of silence), whatever the machine's speed.
@@ -340,12 +354,8 @@ def test_a_wake_word_while_thinking_answers_the_new_request(
     assert len(wakes) == 2
     thinking = [e for e in run.of("state") if e["state"] == "thinking"]
     assert thinking and thinking[0]["t"] < wakes[1]["t"], "the second wake word came while thinking"
-    assert sounds_like(run.of("transcript")[-1]["text"], "what time is it")
     assert run.of("audio_started")[-1]["t"] > wakes[1]["t"]
-    last = [r.body for r in ollama.requests_to("/api/chat") if r.body.get("messages")][-1]["messages"][-1]
-    assert sounds_like(last["content"], "what time is it")
-    assert "It is noon." in [s["text"] for s in run.of("sentence")]
-    assert run.states()[-1] == "idle"
+    answered_the_time_alone(run, ollama)
 
 
 def test_a_wake_word_after_a_pause_starts_a_new_request(
@@ -354,8 +364,7 @@ def test_a_wake_word_after_a_pause_starts_a_new_request(
     # One second after the first request the user starts again. Depending on the machine's speed the first
     # turn is still listening (waiting for its transcript check) or already thinking; either way only the
     # new request is answered.
-    second = speak("hey jarvis what time is it", tmp_path / "second.wav")
-    wav = concat(tmp_path / "in.wav", speech["wake_and_question"], speech["silence_1"], second, speech["silence_8"])
+    wav = ask_twice(speech, tmp_path, "silence_1")
     ollama.reply = "It is noon."
     run = run_assistant(test_config, wav, tmp_path, f"llm.host={ollama.url}", "skills.enabled=false")
     assert run.returncode == 0, run.stderr
@@ -363,7 +372,4 @@ def test_a_wake_word_after_a_pause_starts_a_new_request(
     transcripts = [t["text"] for t in run.of("transcript")]
     assert transcripts and sounds_like(transcripts[-1], "what time is it"), transcripts
     assert "France" not in transcripts[-1], "the first request is not part of the second"
-    last = [r.body for r in ollama.requests_to("/api/chat") if r.body.get("messages")][-1]["messages"][-1]
-    assert sounds_like(last["content"], "what time is it")
-    assert "It is noon." in [s["text"] for s in run.of("sentence")]
-    assert run.states()[-1] == "idle"
+    answered_the_time_alone(run, ollama)
