@@ -47,7 +47,9 @@ def test_no_llm_local_intents_answer_the_llm_is_told_once(test_config: Path, tmp
         tmp_path / "in.wav",
         silence(tmp_path / "s1.wav", 1),
         speak("hey jarvis, what time is it", tmp_path / "time.wav"),
-        silence(tmp_path / "s4.wav", 4),
+        # 8 s, as between the others: a wake word while the first turn is still transcribing would
+        # cancel it (as on a device), and a slow machine's Whisper pass here has taken over 3.7 s.
+        silence(tmp_path / "s8t.wav", 8),
         speak("hey jarvis, what is the capital of France", tmp_path / "ask.wav"),
         silence(tmp_path / "s8a.wav", 8),
         speak("hey jarvis, why is the sky blue", tmp_path / "ask2.wav"),
@@ -58,7 +60,7 @@ def test_no_llm_local_intents_answer_the_llm_is_told_once(test_config: Path, tmp
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
     transcripts = [t["text"] for t in run.of("transcript")]
-    assert len(transcripts) == 3, transcripts
+    assert len(transcripts) == 3, (transcripts, run.states(), run.of("wake"))
     assert sounds_like(transcripts[0], "what time is it"), transcripts
     time_said, first, second = said_in_turns(run)
     assert re.match(SPOKEN_TIME, time_said), "the device's own intent answers without the LLM"
