@@ -195,6 +195,29 @@ def test_a_cancelled_job_never_runs_and_frees_its_slot(pool: FairExecutor) -> No
     assert kept.result(WAIT_S) == "kept" and [r.split("@")[0] for r in ran] == ["kept"]
 
 
+@pytest.mark.parametrize("fails", [False, True])
+def test_whoever_a_result_wakes_finds_the_slot_free(pool: FairExecutor, fails: bool) -> None:
+    # A realtime client told that its transcription is done may commit again at once: the done
+    # callback (run as the future is settled) must already see the job as no longer pending.
+    registered = threading.Event()
+
+    def job() -> str:
+        assert registered.wait(WAIT_S)  # the callback is added while the job runs, not after it ended
+        if fails:
+            raise ValueError("broken")
+        return "done"
+
+    lane = pool.lane("a", limit=1)
+    seen: list[int] = []
+    woken = threading.Event()
+    future = lane.submit(job)
+    future.add_done_callback(lambda _: (seen.append(pool.pending("a")), woken.set()))
+    registered.set()
+    assert woken.wait(WAIT_S)
+    assert seen == [0]
+    assert lane.submit(lambda: 42).result(WAIT_S) == 42
+
+
 def test_an_exception_reaches_the_caller_and_the_worker_goes_on(pool: FairExecutor) -> None:
     def fail() -> None:
         raise ValueError("broken")

@@ -33,6 +33,7 @@ per-client views (`FairExecutor.lane`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -220,6 +221,8 @@ class _Job:
     preempted: bool = False
     """The attempt in progress was asked to give way to a job that goes first."""
     started: bool = False
+    released: bool = False
+    """It has ended and given its pending slot back (see `attempt`)."""
 
     def abort(self) -> None:
         """The caller has given up (its awaiting task was cancelled)."""
@@ -232,11 +235,16 @@ class _Job:
         if self.stop is not None:
             self.stop.set()
 
-    def attempt(self) -> bool:
-        """Run the job once; False when it stopped for a preemption and must be queued again."""
+    def attempt(self, release: Callable[[], None]) -> bool:
+        """Run the job once; False when it stopped for a preemption and must be queued again.
+
+        `release` is called once the job has ended and before its future is
+        settled, so whoever the result wakes finds the job no longer pending.
+        """
         if not self.started:
             self.started = True
             if not self.future.set_running_or_notify_cancel():
+                self._release(release)
                 return True
         kwargs = {**self.kwargs, "cancel": self.stop} if self.abortable else self.kwargs
         try:
@@ -244,10 +252,16 @@ class _Job:
         except BaseException as exc:  # handed to whoever awaits the future, as ThreadPoolExecutor does
             if self.preempted and not self.aborted:
                 return False
+            self._release(release)
             self.future.set_exception(exc)
         else:
+            self._release(release)
             self.future.set_result(result)
         return True
+
+    def _release(self, release: Callable[[], None]) -> None:
+        release()
+        self.released = True
 
 
 class FairExecutor(Executor):
@@ -353,6 +367,12 @@ class FairExecutor(Executor):
             job.future.cancel()
         self._thread.shutdown(wait=wait)
 
+    def _finished(self, client: Hashable) -> None:
+        """The running job of `client` has ended (called before its future is settled)."""
+        with self._lock:
+            self._running = None
+            self._order.finished(client)
+
     def _withdraw(self, client: Hashable, job: _Job) -> None:
         with self._lock:
             self._order.remove(client, job)
@@ -391,14 +411,15 @@ class FairExecutor(Executor):
                 self._running = picked
             done = True
             try:
-                done = job.attempt()
+                done = job.attempt(functools.partial(self._finished, client))
             finally:
-                with self._lock:
-                    self._running = None
-                    if done:
-                        self._order.finished(client)
-                    else:
-                        self._order.requeue(client, job)
+                if not job.released:
+                    with self._lock:
+                        self._running = None
+                        if done:
+                            self._order.finished(client)
+                        else:
+                            self._order.requeue(client, job)
 
 
 class Lane(Executor):
