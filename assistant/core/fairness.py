@@ -221,8 +221,6 @@ class _Job:
     preempted: bool = False
     """The attempt in progress was asked to give way to a job that goes first."""
     started: bool = False
-    released: bool = False
-    """It has ended and given its pending slot back (see `attempt`)."""
 
     def abort(self) -> None:
         """The caller has given up (its awaiting task was cancelled)."""
@@ -235,33 +233,24 @@ class _Job:
         if self.stop is not None:
             self.stop.set()
 
-    def attempt(self, release: Callable[[], None]) -> bool:
-        """Run the job once; False when it stopped for a preemption and must be queued again.
+    def attempt(self) -> Callable[[], None] | None:
+        """Run the job once: the call that settles its future, or None when it was preempted and must run again.
 
-        `release` is called once the job has ended and before its future is
-        settled, so whoever the result wakes finds the job no longer pending.
+        The caller settles the future only once the job no longer counts as
+        pending, so whoever the result wakes may queue more work at once.
         """
         if not self.started:
             self.started = True
             if not self.future.set_running_or_notify_cancel():
-                self._release(release)
-                return True
+                return lambda: None
         kwargs = {**self.kwargs, "cancel": self.stop} if self.abortable else self.kwargs
         try:
             result = self.fn(*self.args, **kwargs)
         except BaseException as exc:  # handed to whoever awaits the future, as ThreadPoolExecutor does
             if self.preempted and not self.aborted:
-                return False
-            self._release(release)
-            self.future.set_exception(exc)
-        else:
-            self._release(release)
-            self.future.set_result(result)
-        return True
-
-    def _release(self, release: Callable[[], None]) -> None:
-        release()
-        self.released = True
+                return None
+            return functools.partial(self.future.set_exception, exc)
+        return functools.partial(self.future.set_result, result)
 
 
 class FairExecutor(Executor):
@@ -367,12 +356,6 @@ class FairExecutor(Executor):
             job.future.cancel()
         self._thread.shutdown(wait=wait)
 
-    def _finished(self, client: Hashable) -> None:
-        """The running job of `client` has ended (called before its future is settled)."""
-        with self._lock:
-            self._running = None
-            self._order.finished(client)
-
     def _withdraw(self, client: Hashable, job: _Job) -> None:
         with self._lock:
             self._order.remove(client, job)
@@ -409,17 +392,15 @@ class FairExecutor(Executor):
                     if job.aborted:
                         job.stop.set()
                 self._running = picked
-            done = True
-            try:
-                done = job.attempt(functools.partial(self._finished, client))
-            finally:
-                if not job.released:
-                    with self._lock:
-                        self._running = None
-                        if done:
-                            self._order.finished(client)
-                        else:
-                            self._order.requeue(client, job)
+            settle = job.attempt()  # it never raises: the job's own exception goes to its future
+            with self._lock:
+                self._running = None
+                if settle is None:
+                    self._order.requeue(client, job)
+                else:
+                    self._order.finished(client)
+            if settle is not None:
+                settle()
 
 
 class Lane(Executor):
